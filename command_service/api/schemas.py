@@ -1,0 +1,129 @@
+"""Request and response bodies of the command service (API.md), validated strictly: unknown
+fields, wrong JSON types and malformed values are 422 before any handler runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
+
+from shared.money import Currency, parse_amount
+
+# Money arrives as a decimal string and is held as integer minor units from here on.
+Money = Annotated[
+    int,
+    BeforeValidator(parse_amount),
+    WithJsonSchema({"type": "string", "pattern": r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$",
+                    "description": "decimal string, > 0, at most 2 decimals and 1000000000.00",
+                    "examples": ["12.50"]}),
+]
+MoneyOut = Annotated[str, Field(examples=["12.50"], pattern=r"^\d+\.\d{2}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Reference = Annotated[str, StringConstraints(max_length=140)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class RegisterCustomerIn(Strict):
+    name: Name
+    email: Annotated[EmailStr, StringConstraints(max_length=320)]
+    customer_id: UUID | None = None
+
+
+class OpenAccountIn(Strict):
+    customer_id: UUID
+    type: Literal["checking", "savings"]
+    currency: Currency
+    initial_deposit: Money | None = None
+    account_id: UUID | None = None
+
+
+class MoneyMovementIn(Strict):
+    amount: Money
+    reference: Reference | None = None
+
+
+class TransferIn(Strict):
+    from_account_id: UUID
+    to_account_id: UUID
+    amount: Money
+    reference: Reference | None = None
+
+    @model_validator(mode="after")
+    def _two_accounts(self) -> TransferIn:
+        if self.from_account_id == self.to_account_id:
+            raise ValueError("from_account_id and to_account_id must be different accounts")
+        return self
+
+
+class FreezeIn(Strict):
+    reason: Reason
+
+
+class EmptyIn(Strict):
+    pass
+
+
+class CustomerCreated(BaseModel):
+    customer_id: UUID
+    version: int
+    command_id: UUID
+
+
+class AccountOpenedOut(BaseModel):
+    account_id: UUID
+    customer_id: UUID
+    balance: MoneyOut
+    version: int
+    command_id: UUID
+
+
+class MoneyMovedOut(BaseModel):
+    account_id: UUID
+    transaction_id: UUID
+    balance: MoneyOut
+    version: int
+    command_id: UUID
+
+
+class TransferLeg(BaseModel):
+    account_id: UUID
+    balance: MoneyOut
+    version: int
+
+
+class TransferOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    transfer_id: UUID
+    from_: TransferLeg = Field(alias="from")
+    to: TransferLeg
+    command_id: UUID
+
+
+class AccountStatusOut(BaseModel):
+    account_id: UUID
+    status: Literal["active", "frozen", "closed"]
+    version: int
+    command_id: UUID
+
+
+class CommandStatusOut(BaseModel):
+    command_id: UUID
+    type: str
+    status: Literal["completed", "failed"]
+    created_at: str
+    completed_at: str | None
+    error: dict | None = None

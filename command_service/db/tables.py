@@ -1,0 +1,100 @@
+"""The write model's tables (SQLAlchemy Core). The migrations in `migrations/` create them;
+this module only describes them for queries, so the two are checked against each other in
+`tests/integration/test_migrations.py`."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+metadata = sa.MetaData()
+
+# Microsecond timestamps on MySQL (its DATETIME defaults to whole seconds); UTC, naive.
+Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+# AUTO_INCREMENT BIGINT on MySQL; SQLite only auto-increments an INTEGER PRIMARY KEY (rowid).
+BigIdentity = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+customers = sa.Table(
+    "customers", metadata,
+    sa.Column("customer_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    # Lower-cased copy: the unique index makes email uniqueness case-insensitive on any backend.
+    sa.Column("email_normalized", sa.String(320), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("email_normalized", name="uq_customers_email_normalized"),
+)
+
+accounts = sa.Table(
+    "accounts", metadata,
+    sa.Column("account_id", sa.String(36), primary_key=True),
+    sa.Column("customer_id", sa.String(36),
+              sa.ForeignKey("customers.customer_id", name="fk_accounts_customer"), nullable=False),
+    sa.Column("account_type", sa.String(16), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("balance_minor", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("freeze_reason", sa.String(200), nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("opened_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.CheckConstraint("balance_minor >= 0", name="ck_accounts_balance_not_negative"),
+    sa.Index("ix_accounts_customer_id", "customer_id"),
+)
+
+commands = sa.Table(
+    "commands", metadata,
+    sa.Column("command_id", sa.String(36), primary_key=True),
+    sa.Column("command_type", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("completed_at", Timestamp, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),  # JSON {"code", "message"} of a refusal
+    sa.Column("idempotency_key", sa.String(128), nullable=True),
+    sa.Column("request_fingerprint", sa.String(64), nullable=True),
+    sa.Column("response_status", sa.Integer, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.UniqueConstraint("idempotency_key", name="uq_commands_idempotency_key"),
+    sa.Index("ix_commands_expires_at", "expires_at"),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("position", BigIdentity, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("aggregate_type", sa.String(20), nullable=False),
+    sa.Column("aggregate_id", sa.String(36), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("event_type", sa.String(40), nullable=False),
+    sa.Column("payload", LongText, nullable=False),
+    sa.Column("occurred_at", Timestamp, nullable=False),
+    sa.Column("command_id", sa.String(36), nullable=False),
+    sa.UniqueConstraint("event_id", name="uq_events_event_id"),
+    sa.Index("ix_events_command_id", "command_id"),
+    sa.UniqueConstraint("aggregate_id", "version", name="uq_events_aggregate_version"),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", BigIdentity, primary_key=True, autoincrement=True),
+    sa.Column("event_position", sa.BigInteger, nullable=False),
+    sa.Column("topic", sa.String(200), nullable=False),
+    sa.Column("message_key", sa.String(36), nullable=False),
+    sa.Column("headers", sa.Text, nullable=False),  # JSON object of str -> str
+    sa.Column("payload", LongText, nullable=False),  # the Kafka message value (JSON envelope)
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("sent_at", Timestamp, nullable=True),
+    # The relay's claim query: WHERE sent_at IS NULL ORDER BY id.
+    sa.Index("ix_outbox_unsent", "sent_at", "id"),
+)
+
+relay_lease = sa.Table(
+    "relay_lease", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(120), nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+)

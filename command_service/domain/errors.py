@@ -1,0 +1,77 @@
+"""Business refusals. Each carries the contract's error `code`; the API maps them to 409
+(or 422 / 404 where the contract says so) without the domain knowing about HTTP."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code: str = "business_rule_violated"
+    message: str = "the command breaks a business rule"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+
+
+class InsufficientFundsError(DomainError):
+    code = "insufficient_funds"
+    message = "the balance does not cover this debit"
+
+
+class AccountFrozenError(DomainError):
+    code = "account_frozen"
+    message = "the account is frozen"
+
+
+class AccountNotFrozenError(DomainError):
+    code = "account_not_frozen"
+    message = "the account is not frozen"
+
+
+class AccountClosedError(DomainError):
+    code = "account_closed"
+    message = "the account is closed and accepts nothing"
+
+
+class BalanceNotZeroError(DomainError):
+    code = "balance_not_zero"
+    message = "only an account with a zero balance can be closed"
+
+
+class CurrencyMismatchError(DomainError):
+    code = "currency_mismatch"
+
+    def __init__(self, from_currency: str, to_currency: str) -> None:
+        super().__init__(
+            f"a transfer needs two accounts of one currency, not {from_currency} and {to_currency}"
+        )
+
+
+class SameAccountError(DomainError):
+    """Checked by request validation first (422); kept here so the rule holds everywhere."""
+
+    code = "same_account"
+    message = "a transfer needs two different accounts"
+
+
+class EmailTakenError(DomainError):
+    code = "email_taken"
+    message = "a customer with this email already exists"
+
+
+class AlreadyExistsError(DomainError):
+    code = "already_exists"
+
+    def __init__(self, what: str, ident: str) -> None:
+        super().__init__(f"{what} {ident} already exists")
+
+
+class NotFoundError(Exception):
+    """The named customer/account/command does not exist (404, not a business refusal)."""
+
+    def __init__(self, what: str, ident: str) -> None:
+        super().__init__(f"{what} {ident} does not exist")
+        self.what = what
+        self.ident = ident
+        self.code = f"{what}_not_found"
+        self.message = str(self)

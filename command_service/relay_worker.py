@@ -1,0 +1,55 @@
+"""The relay process: leader lease, producer, ops HTTP port, SIGTERM handling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import sqlalchemy as sa
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from command_service.db.engine import create_engine
+from command_service.relay import LeaderLease, OutboxRelay
+from shared.config import Settings
+from shared.kafka import ensure_topic, make_producer
+from shared.worker import OpsServer, stop_on_signals
+
+log = logging.getLogger(__name__)
+
+
+async def serve_relay(settings: Settings, host: str, port: int,
+                      stop: asyncio.Event | None = None) -> None:
+    stop = stop or stop_on_signals()
+    engine = create_engine(settings)
+    producer = make_producer(settings)
+
+    async def database_answers() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def broker_answers() -> None:
+        await producer.client.fetch_all_metadata()
+
+    ops = OpsServer("cqrs-accounts relay", {"database": database_answers,
+                                            "broker": broker_answers}, host, port)
+    bound = await ops.start()
+    log.info("relay ops endpoints on http://%s:%d (/healthz /readyz /metrics)", host, bound)
+    try:
+        # The broker may come up after us: keep trying until it answers or we are stopped.
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(Exception),
+                                           wait=wait_exponential(multiplier=0.2, max=5)):
+            with attempt:
+                if stop.is_set():
+                    return
+                await ensure_topic(settings)
+        await producer.start()
+        lease = LeaderLease(engine, settings.relay_lease_s)
+        relay = OutboxRelay(engine, producer, lease, batch_size=settings.relay_batch_size,
+                            idle_poll_s=settings.relay_idle_poll_ms / 1000)
+        log.info("relay %s started", lease.holder)
+        await relay.run(stop)
+    finally:
+        await producer.stop()
+        await ops.stop()
+        await engine.dispose()
+        log.info("relay stopped")

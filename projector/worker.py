@@ -1,0 +1,58 @@
+"""The projector process: consumer group member, read store, ops HTTP port, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from projector.consumer import Projector
+from projector.store import ReadStore
+from shared.config import Settings
+from shared.kafka import ensure_topic, make_consumer
+from shared.readmodel import ensure_indexes, make_mongo_client
+from shared.worker import OpsServer, stop_on_signals
+
+log = logging.getLogger(__name__)
+
+
+async def serve_projector(settings: Settings, host: str, port: int,
+                          stop: asyncio.Event | None = None) -> None:
+    stop = stop or stop_on_signals()
+    client = make_mongo_client(settings)
+    db = client[settings.mongo_database]
+    consumer = make_consumer(settings)
+
+    async def read_store_answers() -> None:
+        await db.command("ping")
+
+    async def broker_answers() -> None:
+        await consumer.topics()
+
+    ops = OpsServer("cqrs-accounts projector", {"read_store": read_store_answers,
+                                                "broker": broker_answers}, host, port)
+    bound = await ops.start()
+    log.info("projector ops endpoints on http://%s:%d (/healthz /readyz /metrics)", host, bound)
+    projector = Projector(consumer, ReadStore(db), batch_size=settings.projector_batch_size,
+                          poll_ms=settings.projector_poll_ms)
+    started = False
+    try:
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(Exception),
+                                           wait=wait_exponential(multiplier=0.2, max=5)):
+            with attempt:
+                if stop.is_set():
+                    return
+                await ensure_indexes(db)
+                await ensure_topic(settings)
+        consumer.subscribe([settings.kafka_topic], listener=projector)
+        await consumer.start()
+        started = True
+        log.info("projector started in group %s", settings.kafka_consumer_group)
+        await projector.run(stop)
+    finally:
+        if started:
+            await consumer.stop()
+        await ops.stop()
+        await client.close()
+        log.info("projector stopped")

@@ -1,0 +1,29 @@
+"""Opaque, URL-safe keyset cursors: the sort key of the last item served, nothing else, so a
+page never repeats or skips an item that existed when paging started, whatever is inserted."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from shared.http import ApiError
+
+
+def encode_cursor(position: dict) -> str:
+    raw = json.dumps(position, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, required: dict[str, type]) -> dict:
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(position, dict) or any(
+            not isinstance(position.get(key), kind) or isinstance(position.get(key), bool)
+            for key, kind in required.items()
+        ):
+            raise ValueError("unexpected cursor shape")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "validation_error", "the request is malformed",
+                       [{"field": "cursor", "message": "not a cursor this service issued"}]
+                       ) from None
+    return position

@@ -1,0 +1,41 @@
+"""FastAPI dependencies of the query service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from pymongo.asynchronous.database import AsyncDatabase
+
+from query_service.consistency import Consistency
+from shared.config import Settings, get_settings
+from shared.consistency import InvalidToken, decode_token
+from shared.http import ApiError
+
+
+def get_db(request: Request) -> AsyncDatabase:
+    return request.app.state.db
+
+
+def get_consistency(
+    settings: Annotated[Settings, Depends(get_settings)],
+    token: Annotated[str | None, Header(alias="X-Consistency-Token",
+                                        description="from a command response")] = None,
+    wait_ms: Annotated[int | None, Header(alias="X-Consistency-Wait-Ms", ge=0,
+                                          description="how long to wait, at most 10000")] = None,
+) -> Consistency:
+    if token is None:
+        return Consistency()
+    try:
+        versions = decode_token(token)
+    except InvalidToken as exc:
+        raise ApiError(422, "validation_error", "the request is malformed",
+                       [{"field": "X-Consistency-Token", "message": str(exc)}]) from None
+    if wait_ms is None:
+        wait_ms = settings.consistency_wait_default_ms
+    wait_ms = min(wait_ms, settings.consistency_wait_max_ms)
+    return Consistency(versions, wait_ms / 1000)
+
+
+Db = Annotated[AsyncDatabase, Depends(get_db)]
+ConsistencyDep = Annotated[Consistency, Depends(get_consistency)]

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from query_service import views
+from query_service.consistency import Consistency, read_consistent
+from query_service.cursors import decode_cursor, encode_cursor
+from query_service.deps import ConsistencyDep, Db
+from query_service.schemas import AccountView, TransactionPage
+from shared.http import ERROR_RESPONSES, ApiError
+from shared.readmodel import ACCOUNTS, TRANSACTIONS
+
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+VIEW_ERRORS = {k: ERROR_RESPONSES[k] for k in (404, 422, 503)}
+
+
+async def _account(db: Db, account_id: UUID, consistency: Consistency) -> dict:
+    key = str(account_id)
+    doc = await read_consistent(
+        lambda: db[ACCOUNTS].find_one({"_id": key}),
+        lambda d: consistency.wants(key, d["version"] if d else None),
+        consistency,
+    )
+    if doc is None:
+        raise ApiError(404, "account_not_found", f"account {key} does not exist")
+    return doc
+
+
+@router.get("/{account_id}", response_model=AccountView, responses=VIEW_ERRORS,
+            summary="One account: balance, status, version, transaction count")
+async def account(account_id: UUID, db: Db, consistency: ConsistencyDep) -> dict:
+    return views.account_view(await _account(db, account_id, consistency))
+
+
+@router.get("/{account_id}/transactions", response_model=TransactionPage,
+            responses=VIEW_ERRORS, summary="Transaction history, newest first")
+async def transactions(
+    account_id: UUID,
+    db: Db,
+    consistency: ConsistencyDep,
+    from_: Annotated[datetime | None,
+                     Query(alias="from", description="ISO 8601, inclusive")] = None,
+    to: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> dict:
+    # The account view is written after its transactions, so once it holds a version, the
+    # history holds every entry up to that version.
+    await _account(db, account_id, consistency)
+    match: dict = {"account_id": str(account_id)}
+    window = {}
+    if from_ is not None:
+        window["$gte"] = _aware(from_)
+    if to is not None:
+        window["$lt"] = _aware(to)
+    if window:
+        match["occurred_at"] = window
+    if cursor is not None:
+        match["account_version"] = {"$lt": decode_cursor(cursor, {"before": int})["before"]}
+    docs = await db[TRANSACTIONS].find(match).sort("account_version", -1) \
+        .limit(limit + 1).to_list()
+    page = docs[:limit]
+    next_cursor = (encode_cursor({"before": page[-1]["account_version"]})
+                   if len(docs) > limit else None)
+    return {"items": [views.transaction_item(d) for d in page], "next_cursor": next_cursor}
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time without a zone is read as UTC, like every time this service prints."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from query_service import views
+from query_service.consistency import Consistency, read_consistent
+from query_service.cursors import decode_cursor, encode_cursor
+from query_service.deps import ConsistencyDep, Db
+from query_service.schemas import AccountList, Customer360, CustomerPage
+from shared.http import ERROR_RESPONSES, ApiError
+from shared.readmodel import CUSTOMERS
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+VIEW_ERRORS = {k: ERROR_RESPONSES[k] for k in (404, 422, 503)}
+
+
+def customer_behind(customer_id: str, consistency: Consistency):
+    def behind(doc: dict | None) -> bool:
+        if doc is None or doc.get("version", 0) == 0:
+            return customer_id in consistency.versions
+        return consistency.wants(customer_id, doc["version"]) or any(
+            consistency.wants(entry["account_id"], entry["version"]) for entry in doc["accounts"]
+        )
+    return behind
+
+
+async def _registered_customer(db: Db, customer_id: UUID, consistency: Consistency) -> dict:
+    key = str(customer_id)
+    doc = await read_consistent(lambda: db[CUSTOMERS].find_one({"_id": key}),
+                                customer_behind(key, consistency), consistency)
+    # Version 0: account events arrived before the customer's registration was applied.
+    if doc is None or doc.get("version", 0) == 0:
+        raise ApiError(404, "customer_not_found", f"customer {key} does not exist")
+    return doc
+
+
+@router.get("", response_model=CustomerPage, responses=VIEW_ERRORS,
+            summary="Search customers by name or email")
+async def search_customers(
+    db: Db,
+    q: Annotated[str, Query(max_length=200,
+                            description="case-insensitive text in name or email")] = "",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> dict:
+    # The search text is escaped: it is matched as text, never as a pattern or an operator.
+    needle = re.escape(q.lower())
+    match: dict = {"version": {"$gte": 1}}
+    if needle:
+        match["$or"] = [{"name_lower": {"$regex": needle}}, {"email_lower": {"$regex": needle}}]
+    if cursor is not None:
+        match["_id"] = {"$gt": decode_cursor(cursor, {"after": str})["after"]}
+    docs = await db[CUSTOMERS].find(match, {"name": 1, "email": 1}).sort("_id", 1) \
+        .limit(limit + 1).to_list()
+    page = docs[:limit]
+    next_cursor = encode_cursor({"after": page[-1]["_id"]}) if len(docs) > limit else None
+    return {"items": [views.customer_item(d) for d in page], "next_cursor": next_cursor}
+
+
+@router.get("/{customer_id}", response_model=Customer360, responses=VIEW_ERRORS,
+            summary="Customer 360: profile, every account, totals per currency")
+async def customer_360(customer_id: UUID, db: Db, consistency: ConsistencyDep) -> dict:
+    return views.customer_360(await _registered_customer(db, customer_id, consistency))
+
+
+@router.get("/{customer_id}/accounts", response_model=AccountList, responses=VIEW_ERRORS,
+            summary="The customer's accounts, closed ones included")
+async def customer_accounts(customer_id: UUID, db: Db, consistency: ConsistencyDep) -> dict:
+    doc = await _registered_customer(db, customer_id, consistency)
+    return {"items": [views.account_summary(a) for a in doc["accounts"]]}

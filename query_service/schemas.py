@@ -1,0 +1,80 @@
+"""Response models of the query service: they document the views in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+Status = Literal["active", "frozen", "closed"]
+
+
+class AccountSummary(BaseModel):
+    account_id: str
+    type: Literal["checking", "savings"]
+    currency: str
+    balance: str
+    status: Status
+    version: int
+    opened_at: str
+    last_transaction_at: str | None
+
+
+class CustomerSummary(BaseModel):
+    account_count: int
+    transaction_count: int
+    balances: dict[str, str]
+
+
+class Customer360(BaseModel):
+    customer_id: str
+    name: str
+    email: str
+    version: int
+    accounts: list[AccountSummary]
+    summary: CustomerSummary
+    updated_at: str
+
+
+class AccountList(BaseModel):
+    items: list[AccountSummary]
+
+
+class CustomerItem(BaseModel):
+    customer_id: str
+    name: str
+    email: str
+
+
+class CustomerPage(BaseModel):
+    items: list[CustomerItem]
+    next_cursor: str | None
+
+
+class AccountView(BaseModel):
+    account_id: str
+    customer_id: str
+    type: Literal["checking", "savings"]
+    currency: str
+    balance: str
+    status: Status
+    version: int
+    transaction_count: int
+    opened_at: str
+    updated_at: str
+
+
+class Transaction(BaseModel):
+    transaction_id: str
+    account_id: str
+    kind: Literal["deposit", "withdrawal", "transfer_in", "transfer_out"]
+    amount: str
+    balance_after: str
+    occurred_at: str
+    reference: str | None
+    counterparty_account_id: str | None
+
+
+class TransactionPage(BaseModel):
+    items: list[Transaction]
+    next_cursor: str | None

@@ -1,0 +1,60 @@
+"""Read-model documents -> the JSON shapes of API.md (money as strings, UTC ISO timestamps)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.envelope import iso_utc
+from shared.money import format_minor
+
+
+def _time(moment: datetime | None) -> str | None:
+    return iso_utc(moment) if moment else None
+
+
+def account_summary(entry: dict) -> dict:
+    return {
+        "account_id": entry["account_id"], "type": entry["type"], "currency": entry["currency"],
+        "balance": format_minor(entry["balance_minor"]), "status": entry["status"],
+        "version": entry["version"], "opened_at": _time(entry["opened_at"]),
+        "last_transaction_at": _time(entry.get("last_transaction_at")),
+    }
+
+
+def customer_360(doc: dict) -> dict:
+    summary = doc["summary"]
+    return {
+        "customer_id": doc["_id"], "name": doc["name"], "email": doc["email"],
+        "version": doc["version"],
+        "accounts": [account_summary(a) for a in doc["accounts"]],
+        "summary": {
+            "account_count": summary["account_count"],
+            "transaction_count": summary["transaction_count"],
+            "balances": {cur: format_minor(v) for cur, v in summary["balances_minor"].items()},
+        },
+        "updated_at": _time(doc["updated_at"]),
+    }
+
+
+def customer_item(doc: dict) -> dict:
+    return {"customer_id": doc["_id"], "name": doc["name"], "email": doc["email"]}
+
+
+def account_view(doc: dict) -> dict:
+    return {
+        "account_id": doc["_id"], "customer_id": doc["customer_id"], "type": doc["type"],
+        "currency": doc["currency"], "balance": format_minor(doc["balance_minor"]),
+        "status": doc["status"], "version": doc["version"],
+        "transaction_count": doc["transaction_count"], "opened_at": _time(doc["opened_at"]),
+        "updated_at": _time(doc["updated_at"]),
+    }
+
+
+def transaction_item(doc: dict) -> dict:
+    return {
+        "transaction_id": doc["_id"], "account_id": doc["account_id"], "kind": doc["kind"],
+        "amount": format_minor(doc["amount_minor"]),
+        "balance_after": format_minor(doc["balance_after_minor"]),
+        "occurred_at": _time(doc["occurred_at"]), "reference": doc.get("reference"),
+        "counterparty_account_id": doc.get("counterparty_account_id"),
+    }

@@ -1,0 +1,109 @@
+"""Configuration of every process, read from `CQRS_*` environment variables.
+
+One `Settings` class serves the four processes so that a deployment sets each value once;
+each process only touches what it needs. `get_settings()` is the single overridable entry
+point (FastAPI dependency overrides and tests replace it), and nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CQRS_", extra="ignore")
+
+    # Write model
+    database_url: str = Field(
+        "sqlite+aiosqlite:///.data/write.db",
+        description="SQLAlchemy async URL of the write model (mysql+asyncmy:// or sqlite+aiosqlite://)",
+    )
+    database_pool_size: int = Field(20, ge=1, le=500, description="connections per process")
+    database_timeout_s: float = Field(
+        5.0, gt=0, description="lock-wait and connect timeout of the write model, seconds"
+    )
+
+    # Broker
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="comma-separated host:port")
+    kafka_enable_idempotence: bool = Field(
+        True, description="idempotent producer: true for Kafka, false for the embedded Tansu broker"
+    )
+    kafka_topic: str = Field("cqrs-accounts.events", description="topic all events go to")
+    kafka_topic_partitions: int = Field(
+        6, ge=1, le=1000, description="partitions when the topic is created"
+    )
+    kafka_replication_factor: int = Field(
+        1, ge=1, le=10, description="replication factor when the topic is created"
+    )
+    kafka_consumer_group: str = Field("cqrs-accounts-projector", description="projector group id")
+
+    # Read store
+    mongo_url: str = Field("mongodb://127.0.0.1:27017/?directConnection=true")
+    mongo_database: str = Field("cqrs_accounts")
+    mongo_timeout_ms: int = Field(3000, ge=100, description="server selection / socket timeout")
+
+    # Relay
+    relay_batch_size: int = Field(500, ge=1, le=10_000, description="outbox rows per claim")
+    relay_idle_poll_ms: int = Field(
+        25, ge=1, le=10_000, description="how long the relay sleeps when the outbox is empty"
+    )
+    relay_lease_s: float = Field(
+        10.0, gt=0, description="leader lease; a standby takes over this long after a leader dies"
+    )
+
+    # Projector
+    projector_batch_size: int = Field(1000, ge=1, le=10_000, description="events per getmany")
+    projector_poll_ms: int = Field(100, ge=1, le=10_000, description="getmany wait when idle")
+
+    # Query service
+    consistency_wait_default_ms: int = Field(2000, ge=0, le=10_000)
+    consistency_wait_max_ms: int = Field(10_000, ge=0, le=10_000)
+
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        if not url.startswith(("mysql+asyncmy://", "sqlite+aiosqlite://")):
+            raise ValueError("must start with mysql+asyncmy:// or sqlite+aiosqlite://")
+        return url
+
+    @field_validator("mongo_url")
+    @classmethod
+    def _mongo_scheme(cls, url: str) -> str:
+        if not url.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return url
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, level: str) -> str:
+        level = level.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+
+class SettingsError(Exception):
+    """A bad or missing setting, phrased as one line that names the variable."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise SettingsError(f"CQRS_{field.upper()}: {first['msg']}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

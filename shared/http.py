@@ -1,0 +1,198 @@
+"""HTTP pieces both services share: the contract's error format, the body-size cap, and the
+/healthz, /readyz and /metrics endpoints (also served by the relay and the projector)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+READINESS_TIMEOUT_S = 2.0
+
+ReadinessCheck = Callable[[], Awaitable[object]]
+
+ERROR_RESPONSES = {
+    code: {"description": text, "content": {"application/json": {"schema": {
+        "$ref": "#/components/schemas/ErrorResponse"}}}}
+    for code, text in {
+        404: "Not found", 409: "Refused by a business rule", 413: "Request body over 1 MiB",
+        422: "Malformed request", 503: "A dependency is unavailable",
+    }.items()
+}
+
+
+class ApiError(Exception):
+    """An error answered in the contract's format."""
+
+    def __init__(self, status: int, code: str, message: str, details: list | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or []
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str, details: list | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"error": {"code": code, "message": message, "details": details or []}},
+        headers=headers,
+    )
+
+
+def _field_name(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    if not parts:
+        return str(loc[0]) if loc else "body"
+    return ".".join(parts)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict]:
+    details = []
+    for error in exc.errors():
+        message = error.get("msg", "is invalid")
+        if error.get("type") == "json_invalid":
+            message = "the body is not valid JSON"
+        elif error.get("type") == "missing" and tuple(error.get("loc", ())) == ("body",):
+            message = "a JSON body is required"
+        message = message.removeprefix("Value error, ")
+        details.append({"field": _field_name(tuple(error.get("loc", ()))), "message": message})
+    return details
+
+
+def install_error_handlers(app: FastAPI, unavailable: tuple[type[BaseException], ...] = ()) -> None:
+    """Every error leaves in one shape: {"error": {"code", "message", "details"}}."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "validation_error", "the request is malformed",
+                              _validation_details(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
+                              str(exc.detail), headers=getattr(exc, "headers", None))
+
+    async def _dependency_down(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency unavailable: %s", exc.__class__.__name__)
+        return error_response(503, "dependency_unavailable",
+                              "a dependency is unavailable; retry shortly",
+                              headers={"Retry-After": "1"})
+
+    for exc_type in (*unavailable, TimeoutError, ConnectionError):
+        app.add_exception_handler(exc_type, _dependency_down)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an unexpected error occurred")
+
+
+class BodySizeLimit:
+    """Refuse bodies over the cap with 413 before reading them into memory (pure ASGI, so it
+    works for chunked uploads that carry no Content-Length too)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge(self.max_bytes)
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, "payload_too_large",
+                                  f"the request body is over {self.max_bytes} bytes")
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """An HTTPException, so FastAPI's body parsing lets it through to the 413 handler."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the request body is over {max_bytes} bytes")
+
+
+def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
+    """/healthz: the process answers. /readyz: every dependency answers within a short timeout;
+    otherwise 503 naming the first one that does not. /metrics: Prometheus text."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Every dependency answers",
+                responses={503: ERROR_RESPONSES[503]})
+    async def readyz() -> JSONResponse:
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check(), READINESS_TIMEOUT_S)
+            except Exception as exc:  # any failure means not ready; say which dependency
+                return error_response(503, "dependency_unavailable",
+                                      f"{name} is not answering ({exc.__class__.__name__})",
+                                      [{"dependency": name}], {"Retry-After": "1"})
+        return JSONResponse({"status": "ready", "checks": sorted(checks)})
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def add_error_schema(app: FastAPI) -> None:
+    """Document the error body in the OpenAPI schema that every error response refers to."""
+    original = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        schema.setdefault("components", {}).setdefault("schemas", {})["ErrorResponse"] = {
+            "type": "object", "required": ["error"],
+            "properties": {"error": {
+                "type": "object", "required": ["code", "message", "details"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                               "details": {"type": "array", "items": {"type": "object"}}},
+            }},
+        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi

@@ -1,0 +1,67 @@
+"""Kafka clients configured one way for every process, and explicit topic creation (production
+clusters usually forbid auto-creation, and Tansu would pick its own partition count)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+_TOPIC_ALREADY_EXISTS = 36
+
+
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id="cqrs-accounts-relay",
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        linger_ms=2,
+        max_batch_size=512 * 1024,
+        request_timeout_ms=15_000,
+    )
+
+
+def make_consumer(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id="cqrs-accounts-projector",
+        group_id=settings.kafka_consumer_group,
+        # Offsets are committed by hand, only after the read-model writes they cover are done.
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.projector_batch_size,
+        isolation_level="read_committed",
+    )
+
+
+async def ensure_topic(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                client_id="cqrs-accounts-admin", request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        if settings.kafka_topic in await admin.list_topics():
+            return
+        response = await admin.create_topics([NewTopic(
+            settings.kafka_topic, num_partitions=settings.kafka_topic_partitions,
+            replication_factor=settings.kafka_replication_factor,
+        )])
+        for topic, code, message in _topic_errors(response):
+            if code not in (0, _TOPIC_ALREADY_EXISTS):
+                raise RuntimeError(f"could not create topic {topic}: {message} (code {code})")
+        log.info("created topic %s with %d partitions", settings.kafka_topic,
+                 settings.kafka_topic_partitions)
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        await admin.close()
+
+
+def _topic_errors(response) -> list[tuple[str, int, str]]:
+    return [(error[0], error[1], error[2] if len(error) > 2 else "") for error in
+            response.topic_errors]

@@ -1,0 +1,68 @@
+"""What the two background workers (relay, projector) share: their small HTTP server for
+/healthz, /readyz and /metrics, and a stop event set by SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared.http import ReadinessCheck, health_router
+
+log = logging.getLogger(__name__)
+
+
+class InLoopServer:
+    """uvicorn serving an ASGI app inside the running event loop; `port=0` binds any free
+    port. Workers serve their ops endpoints this way; tests serve the APIs this way."""
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, lifespan: str = "off"):
+        self._server = uvicorn.Server(uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan=lifespan,
+        ))
+        # The worker owns the signals; uvicorn must not replace its handlers.
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._task: asyncio.Task | None = None
+        self.port: int | None = None
+
+    async def start(self) -> int:
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # re-raise the bind error
+                raise RuntimeError("the ops HTTP server stopped while starting")
+            await asyncio.sleep(0.01)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task
+
+
+class OpsServer(InLoopServer):
+    """A worker's /healthz, /readyz and /metrics."""
+
+    def __init__(self, title: str, checks: dict[str, ReadinessCheck], host: str, port: int):
+        app = FastAPI(title=title, docs_url=None, redoc_url=None)
+        app.include_router(health_router(checks))
+        super().__init__(app, host, port)
+
+
+def stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,82 @@
+"""The four processes of the system, run inside the test's event loop against real servers:
+both APIs served by uvicorn on free ports (real HTTP), the relay and the projector as tasks
+that a test can stop and start again to simulate outages."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from command_service.api.app import create_app as create_command_app
+from command_service.relay_worker import serve_relay
+from projector.worker import serve_projector
+from query_service.app import create_app as create_query_app
+from shared.config import Settings
+from shared.worker import InLoopServer
+
+
+class Worker:
+    def __init__(self, name: str, serve: Callable[..., Awaitable[None]], settings: Settings):
+        self.name, self._serve, self._settings = name, serve, settings
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._serve(self._settings, "127.0.0.1", 0, self._stop))
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._stop.set()
+        await asyncio.wait_for(self._task, 30)
+        self._task = None
+
+    def kill(self) -> None:
+        """Abandon the worker mid-flight, as a crash would (no graceful stop)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
+class Stack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._apis = [InLoopServer(create_command_app(settings), lifespan="on"),
+                      InLoopServer(create_query_app(settings), lifespan="on")]
+        self.relay = Worker("relay", serve_relay, settings)
+        self.projector = Worker("projector", serve_projector, settings)
+
+    async def __aenter__(self) -> Stack:
+        command_port = await self._apis[0].start()
+        query_port = await self._apis[1].start()
+        self.commands = httpx.AsyncClient(base_url=f"http://127.0.0.1:{command_port}",
+                                          timeout=30)
+        self.queries = httpx.AsyncClient(base_url=f"http://127.0.0.1:{query_port}", timeout=30)
+        self.relay.start()
+        self.projector.start()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.relay.stop()
+        await self.projector.stop()
+        await self.commands.aclose()
+        await self.queries.aclose()
+        for api in self._apis:
+            await api.stop()
+
+    async def eventually(self, path: str, check: Callable[[httpx.Response], bool],
+                         timeout_s: float = 20.0) -> httpx.Response:
+        """GET `path` on the query service until `check` holds (views converge eventually)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            response = await self.queries.get(path)
+            if check(response):
+                return response
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path} did not converge: {response.status_code} "
+                                     f"{response.text[:500]}")
+            await asyncio.sleep(0.02)
