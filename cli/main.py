@@ -14,7 +14,7 @@ from shared.logs import configure_logging
 
 app = typer.Typer(help="CQRS bank accounts: command and query services, outbox relay, projector.",
                   no_args_is_help=True, add_completion=False)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line
 
 Host = Annotated[str, typer.Option(help="interface to bind")]
 OPS_PORT_HELP = "ops HTTP port (/healthz /readyz /metrics); 0 = any free port"

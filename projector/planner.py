@@ -54,7 +54,8 @@ def plan_batch(events: list[EventEnvelope], accounts: dict[str, Doc],
     accounts, customers = dict(accounts), dict(customers)
     by_aggregate: dict[str, dict[int, EventEnvelope]] = defaultdict(dict)
     for event in events:
-        by_aggregate[event.aggregate_id].setdefault(event.version, event)
+        if by_aggregate[event.aggregate_id].setdefault(event.version, event) is not event:
+            plan.duplicates.append(event)  # the same version twice in one batch
 
     for versions in by_aggregate.values():
         blocked = False

@@ -23,26 +23,31 @@ class Settings(BaseSettings):
     )
     database_pool_size: int = Field(20, ge=1, le=500, description="connections per process")
     database_timeout_s: float = Field(
-        5.0, gt=0, description="lock-wait and connect timeout of the write model, seconds"
+        5.0, gt=0, le=300,
+        description="lock-wait and connect timeout of the write model, seconds",
     )
 
     # Broker
-    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="comma-separated host:port")
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1,
+                                         description="comma-separated host:port")
     kafka_enable_idempotence: bool = Field(
         True, description="idempotent producer: true for Kafka, false for the embedded Tansu broker"
     )
-    kafka_topic: str = Field("cqrs-accounts.events", description="topic all events go to")
+    kafka_topic: str = Field("cqrs-accounts.events", min_length=1, max_length=249,
+                             description="topic all events go to")
     kafka_topic_partitions: int = Field(
         6, ge=1, le=1000, description="partitions when the topic is created"
     )
     kafka_replication_factor: int = Field(
         1, ge=1, le=10, description="replication factor when the topic is created"
     )
-    kafka_consumer_group: str = Field("cqrs-accounts-projector", description="projector group id")
+    kafka_consumer_group: str = Field("cqrs-accounts-projector", min_length=1,
+                                      description="projector group id")
 
     # Read store
     mongo_url: str = Field("mongodb://127.0.0.1:27017/?directConnection=true")
-    mongo_database: str = Field("cqrs_accounts")
+    mongo_database: str = Field("cqrs_accounts", min_length=1, max_length=63,
+                                pattern=r"^[^/\\. \"$]+$")
     mongo_timeout_ms: int = Field(3000, ge=100, description="server selection / socket timeout")
 
     # Relay
@@ -51,7 +56,8 @@ class Settings(BaseSettings):
         25, ge=1, le=10_000, description="how long the relay sleeps when the outbox is empty"
     )
     relay_lease_s: float = Field(
-        10.0, gt=0, description="leader lease; a standby takes over this long after a leader dies"
+        10.0, gt=0, le=600,
+        description="leader lease; a standby takes over this long after a leader dies",
     )
 
     # Projector
@@ -70,6 +76,13 @@ class Settings(BaseSettings):
         if not url.startswith(("mysql+asyncmy://", "sqlite+aiosqlite://")):
             raise ValueError("must start with mysql+asyncmy:// or sqlite+aiosqlite://")
         return url
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _servers(cls, servers: str) -> str:
+        if not [s for s in servers.split(",") if s.strip()]:
+            raise ValueError("must name at least one host:port")
+        return servers
 
     @field_validator("mongo_url")
     @classmethod
@@ -101,7 +114,8 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
-        raise SettingsError(f"CQRS_{field.upper()}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"CQRS_{field.upper()}: {message}") from None
 
 
 @lru_cache

@@ -28,7 +28,7 @@ def decode_token(token: str) -> dict[str, int]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         versions = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidToken("the consistency token is not one this service issued") from exc
     if not isinstance(versions, dict) or not all(
         isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0

@@ -13,6 +13,10 @@ from shared.config import Settings
 
 log = logging.getLogger(__name__)
 _TOPIC_ALREADY_EXISTS = 36
+# How long a fetch may wait on the broker for data. Kafka answers a fetch as soon as data
+# arrives; a broker that sits out the whole wait (Tansu does) adds it to the lag of an idle
+# system, so keep it short.
+FETCH_MAX_WAIT_MS = 20
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
@@ -37,6 +41,7 @@ def make_consumer(settings: Settings) -> AIOKafkaConsumer:
         auto_offset_reset="earliest",
         max_poll_records=settings.projector_batch_size,
         isolation_level="read_committed",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
 
 

@@ -6,7 +6,7 @@ import re
 from enum import StrEnum
 
 MAX_AMOUNT_MINOR = 1_000_000_000_00  # "1000000000.00"
-_MONEY = re.compile(r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$")
+_MONEY = re.compile(r"(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?")
 
 
 class Currency(StrEnum):
@@ -24,7 +24,7 @@ def parse_amount(text: str) -> int:
     """`"12.5"` -> 1250. Rejects anything but a positive amount of at most 2 decimals and 1e9."""
     if not isinstance(text, str):
         raise InvalidAmount("must be a decimal string such as \"12.50\"")
-    match = _MONEY.match(text)
+    match = _MONEY.fullmatch(text)  # fullmatch: no trailing newline slips through
     if match is None:
         raise InvalidAmount(
             "must be a decimal string with at most 2 fractional digits, e.g. \"12.50\"")

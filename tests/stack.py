@@ -79,4 +79,4 @@ class Stack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{path} did not converge: {response.status_code} "
                                      f"{response.text[:500]}")
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.005)
