@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import (
     AsyncRetrying,
@@ -24,6 +25,7 @@ from command_service.db.tables import commands
 from command_service.domain.commands import Command
 from command_service.domain.errors import DomainError, NotFoundError
 from command_service.handlers import HANDLERS
+from command_service.idempotency import IdempotencyKey, IdempotencyRaceError, StoredResponse
 from command_service.metrics import COMMANDS
 from command_service.unit_of_work import CommandRecord, ConcurrentUpdateError, SqlUnitOfWork
 from shared.envelope import EventEnvelope
@@ -51,6 +53,13 @@ class CommandResult:
     body: dict  # response body including command_id
     versions: dict[str, int]
     events: list[EventEnvelope]
+    response: StoredResponse | None = None  # what `render` made of it, when given
+
+
+Refusal = DomainError | NotFoundError
+# Turns a result or a refusal into the exact HTTP response; called inside the transaction so
+# that an idempotent command stores the very bytes its first caller receives.
+Render = Callable[[CommandResult | Refusal], StoredResponse]
 
 
 class CommandService:
@@ -59,7 +68,15 @@ class CommandService:
         self._topic = topic
         self._max_attempts = max_attempts
 
-    async def execute(self, command: Command) -> CommandResult:
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def execute(self, command: Command, *, idempotency: IdempotencyKey | None = None,
+                      render: Render | None = None) -> CommandResult:
+        """Run `command` in one transaction, retried on lock conflicts. Raises the refusal
+        (DomainError / NotFoundError) after recording it; raises IdempotencyRaceError when
+        another request with the same key committed first."""
         command_type, handler = HANDLERS[type(command)]
         command_id = str(uuid.uuid4())
         created_at = datetime.now(UTC)
@@ -73,34 +90,40 @@ class CommandService:
                 with attempt:
                     async with SqlUnitOfWork(self._engine, self._topic) as uow:
                         outcome = await handler(uow, command, created_at)
-                        stored = await uow.commit(
-                            CommandRecord(command_id, command_type, created_at)
-                        )
+                        result = CommandResult(command_id,
+                                               {**outcome.body, "command_id": command_id},
+                                               outcome.versions, [])
+                        response = render(result) if render else None
+                        stored = await uow.commit(CommandRecord(
+                            command_id, command_type, created_at, idempotency, response))
         except (DomainError, NotFoundError) as refusal:
             COMMANDS.labels(command_type, "refused").inc()
-            await self._record_failure(command_id, command_type, created_at, refusal)
             refusal.command_id = command_id
+            record = CommandRecord(command_id, command_type, created_at, idempotency,
+                                   render(refusal) if render else None)
+            await self._record_failure(record, refusal)
+            raise
+        except IdempotencyRaceError:
+            COMMANDS.labels(command_type, "replayed").inc()
             raise
         except Exception:
             COMMANDS.labels(command_type, "error").inc()
             raise
         COMMANDS.labels(command_type, "completed").inc()
-        return CommandResult(command_id, {**outcome.body, "command_id": command_id},
-                             outcome.versions, stored)
+        return replace(result, events=stored, response=response)
 
-    async def _record_failure(self, command_id: str, command_type: str, created_at: datetime,
-                              refusal: DomainError | NotFoundError) -> None:
+    async def _record_failure(self, record: CommandRecord, refusal: Refusal) -> None:
         """Only the command log learns of a refusal: no state, event or outbox row."""
+        error = json.dumps({"code": refusal.code, "message": refusal.message})
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(commands.insert().values(
-                    command_id=command_id, command_type=command_type, status="failed",
-                    created_at=created_at.replace(tzinfo=None),
-                    completed_at=datetime.now(UTC).replace(tzinfo=None),
-                    error=json.dumps({"code": refusal.code, "message": refusal.message}),
-                ))
+                await conn.execute(commands.insert().values(**record.row("failed", error)))
+        except IntegrityError as exc:
+            if record.idempotency is not None and "idempotency_key" in str(exc.orig).lower():
+                raise IdempotencyRaceError() from exc
+            log.exception("could not record failed command %s", record.command_id)
         except Exception:  # the refusal is the answer; losing its log entry must not hide it
-            log.exception("could not record failed command %s", command_id)
+            log.exception("could not record failed command %s", record.command_id)
 
     async def command_status(self, command_id: str) -> dict | None:
         async with self._engine.connect() as conn:

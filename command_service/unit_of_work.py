@@ -20,6 +20,7 @@ from command_service.db.tables import accounts, commands, customers, events, out
 from command_service.domain.errors import AlreadyExistsError, EmailTakenError
 from command_service.domain.events import DomainEvent
 from command_service.domain.model import Account, AccountStatus, AccountType, Customer
+from command_service.idempotency import IdempotencyKey, IdempotencyRaceError, StoredResponse
 from shared.envelope import EventEnvelope
 
 
@@ -32,6 +33,22 @@ class CommandRecord:
     command_id: str
     command_type: str
     created_at: datetime
+    idempotency: IdempotencyKey | None = None
+    response: StoredResponse | None = None  # stored only for an idempotent command
+
+    def row(self, status: str, error: str | None = None) -> dict:
+        values = dict(command_id=self.command_id, command_type=self.command_type,
+                      status=status, created_at=_naive_utc(self.created_at),
+                      completed_at=_naive_utc(datetime.now(UTC)), error=error)
+        if self.idempotency is not None and self.response is not None:
+            values.update(
+                idempotency_key=self.idempotency.key,
+                request_fingerprint=self.idempotency.fingerprint,
+                expires_at=self.idempotency.expires_at(self.created_at),
+                response_status=self.response.status, response_body=self.response.body,
+                response_headers=json.dumps(self.response.headers),
+            )
+        return values
 
 
 def _naive_utc(moment: datetime) -> datetime:
@@ -130,10 +147,7 @@ class SqlUnitOfWork:
                 await self._save_state(aggregate, loaded_version, now)
                 envelopes.extend(self._envelope(e, record.command_id)
                                  for e in aggregate.pending_events)
-            await self.connection.execute(commands.insert().values(
-                command_id=record.command_id, command_type=record.command_type,
-                status="completed", created_at=now, completed_at=_naive_utc(datetime.now(UTC)),
-            ))
+            await self.connection.execute(commands.insert().values(**record.row("completed")))
             envelopes = await self._append_events(envelopes)
         except IntegrityError as exc:
             raise _translate_integrity_error(exc) from exc
@@ -208,6 +222,8 @@ def _with_position(envelope: EventEnvelope, position: int) -> EventEnvelope:
 def _translate_integrity_error(exc: IntegrityError) -> Exception:
     """A unique index caught a race the pre-checks could not (two requests at once)."""
     text = str(exc.orig).lower()
+    if "idempotency_key" in text:
+        return IdempotencyRaceError()
     if "uq_events_aggregate_version" in text or "events.aggregate_id" in text:
         return ConcurrentUpdateError("another command appended to the aggregate first")
     if "email" in text:

@@ -18,10 +18,16 @@ from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Histogram
 from pymongo.errors import PyMongoError
 
-from projector.planner import BatchPlan, account_ids_of, customer_ids_of, plan_batch
+from projector.planner import (
+    BatchPlan,
+    account_ids_of,
+    customer_ids_of,
+    daily_stats_ids_of,
+    plan_batch,
+)
 from projector.store import ReadStore, WriteConflictError
 from shared.envelope import EventEnvelope, utc_now
-from shared.readmodel import ACCOUNTS, CUSTOMERS, DEAD_LETTERS
+from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, DEAD_LETTERS
 from shared.worker import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
@@ -124,8 +130,9 @@ class Projector(ConsumerRebalanceListener):
         loaded = {
             ACCOUNTS: await self._store.load(ACCOUNTS, account_ids_of(events)),
             CUSTOMERS: await self._store.load(CUSTOMERS, customer_ids_of(events)),
+            DAILY_STATS: await self._store.load(DAILY_STATS, daily_stats_ids_of(events)),
         }
-        plan = plan_batch(events, loaded[ACCOUNTS], loaded[CUSTOMERS])
+        plan = plan_batch(events, loaded[ACCOUNTS], loaded[CUSTOMERS], loaded[DAILY_STATS])
         await self._store.write(plan, loaded)
         if self._dead_letters:
             await self._store.db[DEAD_LETTERS].insert_many(self._dead_letters)

@@ -36,13 +36,16 @@ def transaction_kind(event: EventEnvelope) -> str | None:
     return MONEY_KINDS.get(event.event_type)
 
 
+def money_amount(event: EventEnvelope) -> int:
+    p = event.payload
+    return p["initial_deposit_minor"] if event.event_type == "AccountOpened" else p["amount_minor"]
+
+
 def transaction_doc(event: EventEnvelope) -> Doc | None:
     kind = transaction_kind(event)
     if kind is None:
         return None
     p = event.payload
-    opened = event.event_type == "AccountOpened"
-    amount = p["initial_deposit_minor"] if opened else p["amount_minor"]
     return {
         "_id": p["transaction_id"],
         "account_id": event.aggregate_id,
@@ -50,7 +53,7 @@ def transaction_doc(event: EventEnvelope) -> Doc | None:
         "account_version": event.version,
         "kind": kind,
         "currency": p["currency"],
-        "amount_minor": amount,
+        "amount_minor": money_amount(event),
         "balance_after_minor": p["balance_after_minor"],
         "occurred_at": event.occurred_at,
         "reference": p.get("reference"),
@@ -123,6 +126,37 @@ def apply_to_customer(doc: Doc | None, event: EventEnvelope) -> Doc:
     else:
         raise UnknownEventError(f"unknown customer event {event.event_type}")
     doc["updated_at"] = max(filter(None, [doc.get("updated_at"), event.occurred_at]))
+    return doc
+
+
+STATS_FIELDS = {"deposit": "deposits_minor", "withdrawal": "withdrawals_minor",
+                "transfer_in": "transfers_in_minor", "transfer_out": "transfers_out_minor"}
+
+
+def daily_stats_id(event: EventEnvelope) -> str | None:
+    """Daily figures are kept per customer, UTC day and currency."""
+    if transaction_kind(event) is None:
+        return None
+    p = event.payload
+    return f"{p['customer_id']}|{event.occurred_at.date().isoformat()}|{p['currency']}"
+
+
+def apply_to_daily_stats(doc: Doc | None, event: EventEnvelope) -> Doc:
+    """Add a money event to its day's figures, once: `applied` keeps the last version counted
+    per account, and the planner feeds each account's events in version order."""
+    kind = transaction_kind(event)
+    if kind is None:
+        raise UnknownEventError(f"{event.event_type} carries no money movement")
+    p = event.payload
+    if doc is None:
+        doc = {"_id": daily_stats_id(event), "customer_id": p["customer_id"],
+               "date": event.occurred_at.date().isoformat(), "currency": p["currency"],
+               **{name: 0 for name in STATS_FIELDS.values()}, "count": 0, "applied": {}}
+    if doc["applied"].get(event.aggregate_id, 0) >= event.version:
+        return doc
+    doc = {**doc, "applied": {**doc["applied"], event.aggregate_id: event.version}}
+    doc[STATS_FIELDS[kind]] += money_amount(event)
+    doc["count"] += 1
     return doc
 
 

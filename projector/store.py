@@ -16,7 +16,7 @@ from pymongo.errors import BulkWriteError
 
 from projector.planner import BatchPlan
 from projector.projections import Doc
-from shared.readmodel import ACCOUNTS, CUSTOMERS, TRANSACTIONS
+from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, TRANSACTIONS
 
 ROUND_TRIPS = Counter("cqrs_projector_store_round_trips_total",
                       "Read-store calls made by the projector", ["operation"])
@@ -44,6 +44,7 @@ class ReadStore:
             await self._bulk(TRANSACTIONS, [
                 ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in plan.transactions
             ])
+        await self._guarded(DAILY_STATS, plan.daily_stats, loaded.get(DAILY_STATS, {}))
         await self._guarded(CUSTOMERS, plan.customers, loaded.get(CUSTOMERS, {}))
         await self._guarded(ACCOUNTS, plan.accounts, loaded.get(ACCOUNTS, {}))
 

@@ -78,3 +78,17 @@ class Transaction(BaseModel):
 class TransactionPage(BaseModel):
     items: list[Transaction]
     next_cursor: str | None
+
+
+class DailyFigures(BaseModel):
+    date: str
+    currency: str
+    deposits: str
+    withdrawals: str
+    transfers_in: str
+    transfers_out: str
+    count: int
+
+
+class CustomerStats(BaseModel):
+    days: list[DailyFigures]

@@ -58,3 +58,14 @@ def transaction_item(doc: dict) -> dict:
         "occurred_at": _time(doc["occurred_at"]), "reference": doc.get("reference"),
         "counterparty_account_id": doc.get("counterparty_account_id"),
     }
+
+
+def daily_figures(doc: dict) -> dict:
+    return {
+        "date": doc["date"], "currency": doc["currency"],
+        "deposits": format_minor(doc["deposits_minor"]),
+        "withdrawals": format_minor(doc["withdrawals_minor"]),
+        "transfers_in": format_minor(doc["transfers_in_minor"]),
+        "transfers_out": format_minor(doc["transfers_out_minor"]),
+        "count": doc["count"],
+    }

@@ -27,6 +27,10 @@ class Settings(BaseSettings):
         description="lock-wait and connect timeout of the write model, seconds",
     )
 
+    idempotency_ttl_s: int = Field(
+        86_400, ge=60, le=30 * 86_400, description="how long an Idempotency-Key is remembered"
+    )
+
     # Broker
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1,
                                          description="comma-separated host:port")
@@ -40,6 +44,10 @@ class Settings(BaseSettings):
     )
     kafka_replication_factor: int = Field(
         1, ge=1, le=10, description="replication factor when the topic is created"
+    )
+    kafka_session_timeout_ms: int = Field(
+        10_000, ge=1000, le=300_000,
+        description="projector group session timeout: a dead member's partitions move after it",
     )
     kafka_consumer_group: str = Field("cqrs-accounts-projector", min_length=1,
                                       description="projector group id")

@@ -40,6 +40,8 @@ def make_consumer(settings: Settings) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=settings.projector_batch_size,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 5),
         isolation_level="read_committed",
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )

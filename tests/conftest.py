@@ -116,6 +116,7 @@ def settings(database_url, broker, read_store) -> Settings:
         kafka_topic=f"events-{uid}",
         kafka_topic_partitions=4,
         kafka_consumer_group=f"projector-{uid}",
+        kafka_session_timeout_ms=2000,  # Tansu holds a group join for half of it
         mongo_url=f"mongodb://127.0.0.1:{read_store.port}/?directConnection=true",
         mongo_database=f"test_{uid}",
         relay_idle_poll_ms=10,

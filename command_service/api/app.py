@@ -34,6 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "new aggregate versions and an X-Consistency-Token for read-your-writes.",
         lifespan=lifespan,
     )
+    if settings is not None:
+        app.dependency_overrides[get_settings] = lambda: settings
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app, unavailable=(OperationalError, InterfaceError))
     add_error_schema(app)

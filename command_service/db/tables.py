@@ -57,6 +57,7 @@ commands = sa.Table(
     sa.Column("request_fingerprint", sa.String(64), nullable=True),
     sa.Column("response_status", sa.Integer, nullable=True),
     sa.Column("response_body", sa.Text, nullable=True),
+    sa.Column("response_headers", sa.Text, nullable=True),  # JSON object
     sa.Column("expires_at", Timestamp, nullable=True),
     sa.UniqueConstraint("idempotency_key", name="uq_commands_idempotency_key"),
     sa.Index("ix_commands_expires_at", "expires_at"),

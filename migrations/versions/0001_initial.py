@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("request_fingerprint", sa.String(64), nullable=True),
         sa.Column("response_status", sa.Integer, nullable=True),
         sa.Column("response_body", sa.Text, nullable=True),
+        sa.Column("response_headers", sa.Text, nullable=True),
         sa.Column("expires_at", Timestamp, nullable=True),
         sa.UniqueConstraint("idempotency_key", name="uq_commands_idempotency_key"),
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -10,9 +11,9 @@ from query_service import views
 from query_service.consistency import Consistency, read_consistent
 from query_service.cursors import decode_cursor, encode_cursor
 from query_service.deps import ConsistencyDep, Db
-from query_service.schemas import AccountList, Customer360, CustomerPage
+from query_service.schemas import AccountList, Customer360, CustomerPage, CustomerStats
 from shared.http import ERROR_RESPONSES, ApiError
-from shared.readmodel import CUSTOMERS
+from shared.readmodel import CUSTOMERS, DAILY_STATS
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 VIEW_ERRORS = {k: ERROR_RESPONSES[k] for k in (404, 422, 503)}
@@ -72,3 +73,36 @@ async def customer_360(customer_id: UUID, db: Db, consistency: ConsistencyDep) -
 async def customer_accounts(customer_id: UUID, db: Db, consistency: ConsistencyDep) -> dict:
     doc = await _registered_customer(db, customer_id, consistency)
     return {"items": [views.account_summary(a) for a in doc["accounts"]]}
+
+
+@router.get("/{customer_id}/stats", response_model=CustomerStats, responses=VIEW_ERRORS,
+            summary="Daily figures per currency: deposits, withdrawals, transfers, count")
+async def customer_stats(
+    customer_id: UUID,
+    db: Db,
+    consistency: ConsistencyDep,
+    from_: Annotated[date | datetime | None,
+                     Query(alias="from", description="first day (ISO 8601), inclusive")] = None,
+    to: Annotated[date | datetime | None,
+                  Query(description="last day (ISO 8601), inclusive")] = None,
+) -> dict:
+    # Statistics are written before the customer view, so a customer view that holds the
+    # token's versions means the statistics hold them too.
+    await _registered_customer(db, customer_id, consistency)
+    match: dict = {"customer_id": str(customer_id)}
+    window = {}
+    if from_ is not None:
+        window["$gte"] = _utc_day(from_)
+    if to is not None:
+        window["$lte"] = _utc_day(to)
+    if window:
+        match["date"] = window
+    docs = await db[DAILY_STATS].find(match).sort([("date", 1), ("currency", 1)]).to_list()
+    return {"days": [views.daily_figures(d) for d in docs]}
+
+
+def _utc_day(moment: date | datetime) -> str:
+    if isinstance(moment, datetime):
+        aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        return aware.astimezone(UTC).date().isoformat()
+    return moment.isoformat()

@@ -20,7 +20,7 @@ from projector.consumer import Projector
 from projector.store import ReadStore
 from shared.envelope import EventEnvelope
 from shared.kafka import ensure_topic, make_consumer
-from shared.readmodel import ACCOUNTS, CUSTOMERS, TRANSACTIONS, make_mongo_client
+from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, TRANSACTIONS, make_mongo_client
 from tests.conftest import ServerProcess
 
 
@@ -96,6 +96,9 @@ async def assert_views_exact(read_db, customer_id: str, account_id: str) -> None
         .sort("account_version", 1).to_list()
     assert [(t["kind"], t["amount_minor"]) for t in history] == [
         ("deposit", 10_00), ("deposit", 5_00), ("withdrawal", 3_00)]
+    days = await read_db[DAILY_STATS].find({"customer_id": customer_id}).to_list()
+    assert [(d["currency"], d["deposits_minor"], d["withdrawals_minor"], d["count"])
+            for d in days] == [("GBP", 15_00, 3_00, 3)]
 
 
 async def account_version(read_db, account_id: str) -> int:

@@ -4,8 +4,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from command_service.api.deps import CommandServiceDep
-from command_service.api.execution import run_command
+from command_service.api.execution import Runner
 from command_service.api.schemas import CustomerCreated, RegisterCustomerIn
 from command_service.domain.commands import RegisterCustomer
 from shared.http import ERROR_RESPONSES
@@ -16,9 +15,9 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 @router.post("", status_code=201, response_model=CustomerCreated,
              responses={k: ERROR_RESPONSES[k] for k in (409, 413, 422, 503)},
              summary="Register a customer")
-async def register_customer(body: RegisterCustomerIn, service: CommandServiceDep):
+async def register_customer(body: RegisterCustomerIn, run: Runner):
     command = RegisterCustomer(
         name=body.name, email=str(body.email),
         customer_id=str(body.customer_id or uuid.uuid4()),
     )
-    return await run_command(service, command, 201)
+    return await run(command, 201)
