@@ -65,12 +65,15 @@ def query_api(host: Host = "127.0.0.1", port: Annotated[int, typer.Option()] = 8
 def relay(
     host: Host = "127.0.0.1",
     port: Annotated[int, typer.Option(help=OPS_PORT_HELP)] = 0,
+    resend_from: Annotated[int | None, typer.Option(
+        help="first re-publish every event from this global position on (for a broker that "
+             "lost data); the read side's version guards skip what it already has")] = None,
 ) -> None:
     """Publish the outbox to Kafka (one active relay; others stand by)."""
     from command_service.relay_worker import serve_relay
 
     settings = settings_or_exit()
-    asyncio.run(serve_relay(settings, host, port))
+    asyncio.run(serve_relay(settings, host, port, resend_from=resend_from))
 
 
 @app.command()

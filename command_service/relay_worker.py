@@ -10,6 +10,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from command_service.db.engine import create_engine
 from command_service.relay import LeaderLease, OutboxRelay
+from command_service.relay import resend_from as queue_resend
 from shared.config import Settings
 from shared.kafka import ensure_topic, make_producer
 from shared.worker import OpsServer, stop_on_signals
@@ -18,9 +19,13 @@ log = logging.getLogger(__name__)
 
 
 async def serve_relay(settings: Settings, host: str, port: int,
-                      stop: asyncio.Event | None = None) -> None:
+                      stop: asyncio.Event | None = None, resend_from: int | None = None) -> None:
     stop = stop or stop_on_signals()
     engine = create_engine(settings)
+    if resend_from is not None:
+        queued = await queue_resend(engine, resend_from)
+        log.info("queued %d event(s) from position %d to be published again", queued,
+                 resend_from)
     producer = make_producer(settings)
 
     async def database_answers() -> None:

@@ -53,8 +53,10 @@ class Settings(BaseSettings):
                                       description="projector group id")
 
     # Read store
-    mongo_url: str = Field("mongodb://127.0.0.1:27017/?directConnection=true")
+    mongo_url: str = Field("mongodb://127.0.0.1:27017/?directConnection=true",
+                           description="MongoDB connection string of the read store")
     mongo_database: str = Field("cqrs_accounts", min_length=1, max_length=63,
+                                description="database holding the read models",
                                 pattern=r"^[^/\\. \"$]+$")
     mongo_timeout_ms: int = Field(3000, ge=100, description="server selection / socket timeout")
 
@@ -73,8 +75,11 @@ class Settings(BaseSettings):
     projector_poll_ms: int = Field(100, ge=1, le=10_000, description="getmany wait when idle")
 
     # Query service
-    consistency_wait_default_ms: int = Field(2000, ge=0, le=10_000)
-    consistency_wait_max_ms: int = Field(10_000, ge=0, le=10_000)
+    consistency_wait_default_ms: int = Field(
+        2000, ge=0, le=10_000,
+        description="read-your-writes wait when X-Consistency-Wait-Ms is not sent")
+    consistency_wait_max_ms: int = Field(
+        10_000, ge=0, le=10_000, description="cap on X-Consistency-Wait-Ms")
 
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 

@@ -62,12 +62,13 @@ def _validation_details(exc: RequestValidationError) -> list[dict]:
     details = []
     for error in exc.errors():
         message = error.get("msg", "is invalid")
-        if error.get("type") == "json_invalid":
-            message = "the body is not valid JSON"
+        field = _field_name(tuple(error.get("loc", ())))
+        if error.get("type") == "json_invalid":  # its location is a character offset
+            message, field = "the body is not valid JSON", "body"
         elif error.get("type") == "missing" and tuple(error.get("loc", ())) == ("body",):
             message = "a JSON body is required"
         message = message.removeprefix("Value error, ")
-        details.append({"field": _field_name(tuple(error.get("loc", ()))), "message": message})
+        details.append({"field": field, "message": message})
     return details
 
 

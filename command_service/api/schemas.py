@@ -13,8 +13,9 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
-    model_validator,
+    field_validator,
 )
 
 from shared.money import Currency, parse_amount
@@ -62,11 +63,12 @@ class TransferIn(Strict):
     amount: Money
     reference: Reference | None = None
 
-    @model_validator(mode="after")
-    def _two_accounts(self) -> TransferIn:
-        if self.from_account_id == self.to_account_id:
-            raise ValueError("from_account_id and to_account_id must be different accounts")
-        return self
+    @field_validator("to_account_id")
+    @classmethod
+    def _two_accounts(cls, to_account_id: UUID, info: ValidationInfo) -> UUID:
+        if to_account_id == info.data.get("from_account_id"):
+            raise ValueError("must be a different account than from_account_id")
+        return to_account_id
 
 
 class FreezeIn(Strict):
