@@ -29,5 +29,31 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+## make fuzz: schemathesis against both services at length (the suite runs a short version);
+## FUZZ_EXAMPLES per operation, FUZZ_SEED, FUZZ_MAX_TIME seconds per service
+.PHONY: fuzz
+FUZZ_EXAMPLES ?= 300
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) FUZZ_MAX_TIME=$(FUZZ_MAX_TIME) \
+		$(BIN)/python -m pytest -p no:cacheprovider -s tests/integration/test_fuzz.py
+
 clean:
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache
+
+# Benchmarks (not part of `make test`; its smoke mode is, as tests/integration/test_bench_smoke.py).
+.PHONY: bench bench-large
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+## make bench: each stage beside the raw ceiling of its component and the python-cqrs peer
+## (~20 min on 2 cores); writes bench/results/<date>.json and .md, and latest.md
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench
+
+## make bench-large: the same plus the 1M-row variants (relay 1M, commands on 1M events)
+bench-large: $(BENCH_STAMP)
+	$(BIN)/python -m bench --large

@@ -22,18 +22,21 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from pydantic import SecretStr
 from rich.console import Console
 
 from command_service.db.engine import create_engine
 from command_service.db.migrate import upgrade_to_head
 from command_service.db.tables import events
 from command_service.relay import outbox_backlog, resend_from
+from shared.auth import ADMIN, dev_secret, mint_token
 from shared.config import Settings
 from shared.readmodel import ACCOUNTS, CUSTOMERS, make_mongo_client
 
 console = Console()
 STOP_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 15.0
+DEV_TOKEN_TTL_S = 30 * 86_400  # the banner's admin token
 
 
 class PortTaken(Exception):
@@ -178,9 +181,11 @@ class DevStack:
             "CQRS_KAFKA_ENABLE_IDEMPOTENCE": "false",
             "CQRS_MONGO_URL": f"mongodb://127.0.0.1:{store_port}/?directConnection=true",
             "CQRS_MONGO_DATABASE": os.environ.get("CQRS_MONGO_DATABASE", "cqrs_accounts"),
+            "CQRS_LOG_FORMAT": os.environ.get("CQRS_LOG_FORMAT", "text"),
         }
-        settings = Settings(**{k.removeprefix("CQRS_").lower(): v for k, v in self.env.items()
-                               if k.startswith("CQRS_")})
+        settings = self._configure_auth(Settings(**{
+            k.removeprefix("CQRS_").lower(): v for k, v in self.env.items()
+            if k.startswith("CQRS_")}))
         await asyncio.to_thread(upgrade_to_head, settings.database_url)
         # The broker is new and empty: re-publish what the read side may not have applied.
         since = int(self.checkpoint.read_text()) if self.checkpoint.exists() else 0
@@ -192,6 +197,23 @@ class DevStack:
         if resent:
             console.print(f"re-publishing {resent} event(s) after position {since} "
                           "to the new broker")
+        return settings
+
+    def _configure_auth(self, settings: Settings) -> Settings:
+        """Authentication stays on in dev. Unless the environment configures a key (or turns
+        authentication off), a development secret is made once and kept under the data
+        directory, so tokens stay valid across restarts; the banner prints an admin token."""
+        self.auth_disabled, self.admin_token = settings.auth_disabled, None
+        if settings.auth_disabled:
+            return settings
+        if not (settings.auth_jwt_secret.get_secret_value() or settings.auth_public_key
+                or settings.auth_jwks_file):
+            secret = dev_secret(self.data)
+            self.env["CQRS_AUTH_JWT_SECRET"] = secret
+            settings = settings.model_copy(update={"auth_jwt_secret": SecretStr(secret)})
+        if settings.auth_jwt_secret.get_secret_value():
+            self.admin_token = mint_token(settings, subject="dev-admin", scopes=[ADMIN],
+                                          ttl_s=DEV_TOKEN_TTL_S)
         return settings
 
     async def _start_processes(self, settings: Settings) -> None:
@@ -222,6 +244,17 @@ class DevStack:
 
     def _print_welcome(self) -> None:
         c, q = f"http://127.0.0.1:{self.command_port}", f"http://127.0.0.1:{self.query_port}"
+        header = ' -H "Authorization: Bearer $TOKEN"'
+        if self.auth_disabled:
+            auth, header = "Authentication is off (CQRS_AUTH_DISABLED=true).\n\n", ""
+        elif self.admin_token:
+            auth = (f"Every /v1 request needs a bearer token. An admin token, valid for "
+                    f"{DEV_TOKEN_TTL_S // 86_400} days (more: cqrs-accounts token --help):\n"
+                    f"  export TOKEN={self.admin_token}\n\n")
+        else:
+            auth = ("Every /v1 request needs a bearer token signed with your key "
+                    "(cqrs-accounts token --private-key …).\n\n")
+        # soft_wrap: the token must stay on one line, whatever the terminal's width.
         console.print(f"""
 [bold green]cqrs-accounts is running[/bold green] (data in {self.data})
   command service  {c}   (docs: {c}/docs)
@@ -229,12 +262,12 @@ class DevStack:
   relay metrics    http://127.0.0.1:{self.relay_port}/metrics
   projector        http://127.0.0.1:{self.projector_port}/metrics
 
-Try it:
-  curl -s -X POST {c}/v1/customers -H 'content-type: application/json' \\
+{auth}Try it:
+  curl -s -X POST {c}/v1/customers{header} -H 'content-type: application/json' \\
        -d '{{"name": "Ada Lovelace", "email": "ada@example.com"}}'
-  curl -s {q}/v1/customers/<customer_id>
+  curl -s{header} {q}/v1/customers/<customer_id>
 
-Ctrl-C stops everything.""", highlight=False)
+Ctrl-C stops everything.""", highlight=False, soft_wrap=True)
 
     async def _wait_for_stop_or_crash(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

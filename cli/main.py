@@ -6,11 +6,10 @@ import asyncio
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 
 from shared.config import Settings, SettingsError, load_settings
-from shared.logs import configure_logging
+from shared.observability import configure_logging
 
 app = typer.Typer(help="CQRS bank accounts: command and query services, outbox relay, projector.",
                   no_args_is_help=True, add_completion=False)
@@ -27,7 +26,20 @@ def settings_or_exit() -> Settings:
     except SettingsError as exc:
         err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def api_settings_or_exit() -> Settings:
+    """An HTTP service also refuses to start with authentication on and no usable key."""
+    from shared.auth import check_auth_settings
+
+    settings = settings_or_exit()
+    try:
+        check_auth_settings(settings)
+    except SettingsError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
     return settings
 
 
@@ -46,9 +58,8 @@ def command_api(host: Host = "127.0.0.1", port: Annotated[int, typer.Option()] =
     """Serve the command service (HTTP)."""
     from command_service.api.app import create_app
 
-    settings = settings_or_exit()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=10)
+    settings = api_settings_or_exit()
+    _serve(create_app(settings), host, port)
 
 
 @app.command("query-api")
@@ -56,9 +67,18 @@ def query_api(host: Host = "127.0.0.1", port: Annotated[int, typer.Option()] = 8
     """Serve the query service (HTTP)."""
     from query_service.app import create_app
 
-    settings = settings_or_exit()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=10)
+    settings = api_settings_or_exit()
+    _serve(create_app(settings), host, port)
+
+
+def _serve(api, host: str, port: int) -> None:
+    from shared.worker import serve_app
+
+    try:
+        asyncio.run(serve_app(api, host, port))
+    except (OSError, SystemExit, RuntimeError) as exc:  # could not bind, or start failed
+        err.print(f"[red]cannot serve on {host}:{port}:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -104,6 +124,73 @@ def dev(
         raise typer.Exit(1) from None
     raise typer.Exit(code)
 
+
+@app.command()
+def token(
+    scope: Annotated[list[str] | None, typer.Option(
+        help="accounts:read, accounts:write or admin; repeat it or separate with spaces "
+             "[default: accounts:read accounts:write]")] = None,
+    customer: Annotated[str | None, typer.Option(
+        help="a customer id: the token acts for that customer only")] = None,
+    subject: Annotated[str | None, typer.Option(
+        help="the sub claim [default: customer:<id> with --customer, else operator]")] = None,
+    ttl: Annotated[int, typer.Option(min=60, max=366 * 86_400,
+                                     help="seconds until it expires")] = 3600,
+    private_key: Annotated[str | None, typer.Option(
+        help="PEM private key to sign with (RS256/ES256) instead of CQRS_AUTH_JWT_SECRET")] = None,
+    kid: Annotated[str | None, typer.Option(help="key id for the token's header")] = None,
+    data_dir: Annotated[str, typer.Option(
+        help="with no key configured, sign with the secret `dev` keeps here")] = ".data",
+) -> None:
+    """Print a bearer token the services accept, signed with the configured key."""
+    import uuid
+    from pathlib import Path
+
+    from pydantic import SecretStr
+
+    from shared.auth import DEV_SECRET_FILE, SCOPES, mint_token
+
+    settings = settings_or_exit()
+    scopes = [s for value in (scope or ["accounts:read accounts:write"])
+              for s in value.replace(",", " ").split()]
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        err.print(f"[red]--scope:[/red] {', '.join(unknown) or 'none given'}; use "
+                  f"{', '.join(SCOPES)}", highlight=False)
+        raise typer.Exit(2)
+    if customer is not None:
+        try:
+            customer = str(uuid.UUID(customer))
+        except ValueError:
+            err.print("[red]--customer:[/red] not a customer id (a UUID)", highlight=False)
+            raise typer.Exit(2) from None
+    dev_secret = Path(data_dir) / DEV_SECRET_FILE
+    if private_key is None and not settings.auth_jwt_secret.get_secret_value() \
+            and dev_secret.exists():
+        settings = settings.model_copy(update={
+            "auth_jwt_secret": SecretStr(dev_secret.read_text().strip())})
+    try:
+        key = Path(private_key).read_bytes() if private_key else None
+        minted = mint_token(settings, subject=subject or (
+            f"customer:{customer}" if customer else "operator"), scopes=scopes,
+            customer_id=customer, ttl_s=ttl, private_key=key, kid=kid)
+    except SettingsError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except (OSError, ValueError, TypeError) as exc:
+        err.print(f"[red]--private-key:[/red] cannot sign with it ({exc.__class__.__name__})",
+                  highlight=False)
+        raise typer.Exit(2) from None
+    typer.echo(minted)
+
+
+def _register_operations() -> None:
+    from cli.operations import register
+
+    register(app, settings_or_exit)
+
+
+_register_operations()
 
 if __name__ == "__main__":
     app()

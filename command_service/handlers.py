@@ -32,6 +32,9 @@ Handler = Callable[[SqlUnitOfWork, c.Command, datetime], Awaitable[Outcome]]
 async def register_customer(uow: SqlUnitOfWork, cmd: c.RegisterCustomer, now: datetime) -> Outcome:
     if await uow.customer(cmd.customer_id) is not None:
         raise AlreadyExistsError("customer", cmd.customer_id)
+    # Ids are client-chosen, and customers and accounts share one event log keyed by id.
+    if await uow.account_exists(cmd.customer_id):
+        raise AlreadyExistsError("account", cmd.customer_id)
     if await uow.email_in_use(cmd.email):
         raise EmailTakenError()
     customer = Customer.register(customer_id=cmd.customer_id, name=cmd.name, email=cmd.email,
@@ -46,6 +49,8 @@ async def open_account(uow: SqlUnitOfWork, cmd: c.OpenAccount, now: datetime) ->
         raise NotFoundError("customer", cmd.customer_id)
     if await uow.account_exists(cmd.account_id):
         raise AlreadyExistsError("account", cmd.account_id)
+    if await uow.customer(cmd.account_id) is not None:  # see register_customer
+        raise AlreadyExistsError("customer", cmd.account_id)
     account = Account.open(
         account_id=cmd.account_id, customer_id=cmd.customer_id, account_type=cmd.account_type,
         currency=cmd.currency, initial_deposit_minor=cmd.initial_deposit_minor,

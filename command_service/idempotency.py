@@ -1,9 +1,11 @@
 """Idempotency-Key: the first response to a key is stored with its command, in the command's
 own transaction, and a retry with the same key and body gets it back byte for byte.
 
-The unique index on `commands.idempotency_key` is what makes two racing requests with one key
-produce one effect: the second transaction fails on the index and rolls back, and its caller
-answers with the stored response of the first.
+A key belongs to the subject that sent it (the `sub` of its bearer token): two callers may
+pick the same key without ever seeing each other's responses. The unique index on
+`commands (subject, idempotency_key)` is what makes two racing requests of one subject with one
+key produce one effect: the second transaction fails on the index and rolls back, and its
+caller answers with the stored response of the first.
 """
 
 from __future__ import annotations
@@ -49,23 +51,23 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(b"%s %s\n%s" % (method.encode(), path.encode(), canonical)).hexdigest()
 
 
-async def find_stored_response(engine: AsyncEngine, key: str
+async def find_stored_response(engine: AsyncEngine, key: str, subject: str
                                ) -> tuple[str, StoredResponse] | None:
-    """The fingerprint and response stored for `key`, if it has not expired. An expired key is
-    released (set to NULL) so that it can be used again."""
+    """The fingerprint and response `subject` stored for `key`, if it has not expired. An
+    expired key is released (set to NULL) so that it can be used again."""
     now = datetime.now(UTC).replace(tzinfo=None)
+    mine = sa.and_(commands.c.subject == subject, commands.c.idempotency_key == key)
     async with engine.begin() as conn:
         row = (await conn.execute(
             sa.select(commands.c.request_fingerprint, commands.c.response_status,
                       commands.c.response_body, commands.c.response_headers,
                       commands.c.expires_at)
-            .where(commands.c.idempotency_key == key)
+            .where(mine)
         )).first()
         if row is None:
             return None
         if row.expires_at is not None and row.expires_at < now:
-            await conn.execute(commands.update().where(commands.c.idempotency_key == key)
-                               .values(idempotency_key=None))
+            await conn.execute(commands.update().where(mine).values(idempotency_key=None))
             return None
     return row.request_fingerprint, StoredResponse(
         row.response_status, row.response_body, json.loads(row.response_headers or "{}"))

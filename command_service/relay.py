@@ -24,11 +24,14 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from command_service.db.tables import outbox, relay_lease
+from shared.observability import LOG_CONTEXT, bind
+from shared.tracing import child_traceparent
+from shared.tracing import enabled as tracing_enabled
 from shared.worker import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,10 @@ BATCH_SIZE = Histogram("cqrs_relay_batch_size_events", "Rows per published batch
 PUBLISH_SECONDS = Histogram("cqrs_relay_publish_seconds",
                             "Time from sending a batch to all its acknowledgements",
                             buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+BACKLOG = Gauge("cqrs_outbox_backlog_events", "Outbox rows not yet published")
+OLDEST_UNSENT = Gauge("cqrs_outbox_oldest_unsent_age_seconds",
+                      "Age of the oldest outbox row not yet published (0 when none)")
+IS_LEADER = Gauge("cqrs_relay_is_leader", "1 while this relay holds the leader lease")
 LEASE_NAME = "outbox-relay"
 
 
@@ -137,6 +144,7 @@ class OutboxRelay:
     async def run_once(self) -> int:
         """One claim-publish-mark cycle; returns how many rows were published."""
         self.is_leader = await self._lease.hold()
+        IS_LEADER.set(1 if self.is_leader else 0)
         if not self.is_leader:
             return 0
         rows = await self._claim()
@@ -164,13 +172,21 @@ class OutboxRelay:
         for every acknowledgement. Returns the ids the broker acknowledged."""
         started = time.perf_counter()
         pending = []
+        tracing = tracing_enabled()
         for row in rows:
-            headers = [(k, v.encode()) for k, v in json.loads(row.headers).items()]
+            fields = json.loads(row.headers)
+            if tracing:  # the projector's span continues from this publish span
+                fields["traceparent"] = child_traceparent(
+                    "relay publish", fields.get("traceparent"), event_id=fields.get("event_id"))
+            headers = [(k, v.encode()) for k, v in fields.items() if v]
             pending.append(await self._producer.send(
                 row.topic, value=row.payload.encode(), key=row.key.encode(), headers=headers))
         results = await asyncio.gather(*pending, return_exceptions=True)
         sent = [row.id for row, result in zip(rows, results, strict=True)
                 if not isinstance(result, BaseException)]
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException) or log.isEnabledFor(logging.DEBUG):
+                _log_publish(row, result)
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
         BATCH_SIZE.observe(len(rows))
         PUBLISHED.inc(len(sent))
@@ -195,6 +211,34 @@ async def outbox_backlog(engine: AsyncEngine) -> tuple[int, float | None]:
         )).one()
     age = (_utcnow() - oldest).total_seconds() if oldest else None
     return count, age
+
+
+def _log_publish(row: OutboxRow, result: object) -> None:
+    """One line per event, in the context of the command that caused it."""
+    headers = json.loads(row.headers)
+    token = bind(correlation_id=headers.get("correlation_id"),
+                 causation_id=headers.get("causation_id"), event_id=headers.get("event_id"))
+    try:
+        if isinstance(result, BaseException):
+            log.warning("broker refused outbox row %d: %s", row.id, result)
+        else:
+            log.debug("published %s v%s of %s", headers.get("event_type"),
+                      headers.get("version"), row.key)
+    finally:
+        LOG_CONTEXT.reset(token)
+
+
+async def monitor_backlog(engine: AsyncEngine, stop: asyncio.Event,
+                          interval_s: float = 2.0) -> None:
+    """Keep the backlog gauges current (every relay reports it, leader or standby)."""
+    while not stop.is_set():
+        try:
+            count, age = await outbox_backlog(engine)
+            BACKLOG.set(count)
+            OLDEST_UNSENT.set(age or 0)
+        except Exception as exc:  # a database outage shows in /readyz; keep the last figures
+            log.warning("could not measure the outbox backlog: %s", exc.__class__.__name__)
+        await sleep_unless_stopped(stop, interval_s)
 
 
 async def resend_from(engine: AsyncEngine, position: int) -> int:

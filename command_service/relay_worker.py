@@ -9,10 +9,11 @@ import sqlalchemy as sa
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from command_service.db.engine import create_engine
-from command_service.relay import LeaderLease, OutboxRelay
+from command_service.relay import LeaderLease, OutboxRelay, monitor_backlog
 from command_service.relay import resend_from as queue_resend
 from shared.config import Settings
 from shared.kafka import ensure_topic, make_producer
+from shared.tracing import configure_tracing
 from shared.worker import OpsServer, stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 async def serve_relay(settings: Settings, host: str, port: int,
                       stop: asyncio.Event | None = None, resend_from: int | None = None) -> None:
     stop = stop or stop_on_signals()
+    configure_tracing("cqrs-accounts-relay")
     engine = create_engine(settings)
     if resend_from is not None:
         queued = await queue_resend(engine, resend_from)
@@ -52,7 +54,9 @@ async def serve_relay(settings: Settings, host: str, port: int,
         relay = OutboxRelay(engine, producer, lease, batch_size=settings.relay_batch_size,
                             idle_poll_s=settings.relay_idle_poll_ms / 1000)
         log.info("relay %s started", lease.holder)
+        monitor = asyncio.create_task(monitor_backlog(engine, stop))
         await relay.run(stop)
+        await monitor
     finally:
         await producer.stop()
         await ops.stop()

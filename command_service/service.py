@@ -1,6 +1,7 @@
 """Runs a command: one unit of work, retried inside the service when it loses a race (lock
 timeout, deadlock, version conflict), so racing clients never see a conflict that the balance
-covers. A business refusal is recorded as a failed command and changes nothing else."""
+covers. A business refusal, or a command its sender may not send, is recorded as a failed
+command and changes nothing else. Every command record names its subject (who sent it)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from command_service.access import Forbidden, check_command, check_in_transaction
 from command_service.db.tables import commands
 from command_service.domain.commands import Command
 from command_service.domain.errors import DomainError, NotFoundError
@@ -28,9 +30,13 @@ from command_service.handlers import HANDLERS
 from command_service.idempotency import IdempotencyKey, IdempotencyRaceError, StoredResponse
 from command_service.metrics import COMMANDS
 from command_service.unit_of_work import CommandRecord, ConcurrentUpdateError, SqlUnitOfWork
+from shared.auth import SYSTEM, Principal
 from shared.envelope import EventEnvelope
+from shared.observability import LOG_CONTEXT, bind
+from shared.tracing import span
 
 log = logging.getLogger(__name__)
+audit = logging.getLogger("cqrs.audit")
 
 # MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout. SQLite: the write lock was busy.
 _MYSQL_RETRYABLE = {1205, 1213}
@@ -56,7 +62,7 @@ class CommandResult:
     response: StoredResponse | None = None  # what `render` made of it, when given
 
 
-Refusal = DomainError | NotFoundError
+Refusal = DomainError | NotFoundError | Forbidden
 # Turns a result or a refusal into the exact HTTP response; called inside the transaction so
 # that an idempotent command stores the very bytes its first caller receives.
 Render = Callable[[CommandResult | Refusal], StoredResponse]
@@ -73,14 +79,28 @@ class CommandService:
         return self._engine
 
     async def execute(self, command: Command, *, idempotency: IdempotencyKey | None = None,
-                      render: Render | None = None) -> CommandResult:
-        """Run `command` in one transaction, retried on lock conflicts. Raises the refusal
-        (DomainError / NotFoundError) after recording it; raises IdempotencyRaceError when
-        another request with the same key committed first."""
-        command_type, handler = HANDLERS[type(command)]
+                      render: Render | None = None,
+                      principal: Principal = SYSTEM) -> CommandResult:
+        """Run `command` for `principal` in one transaction, retried on lock conflicts. Raises
+        the refusal (DomainError / NotFoundError / Forbidden) after recording it; raises
+        IdempotencyRaceError when another request of the same subject with the same key
+        committed first. Its log lines and its trace span carry the command id."""
         command_id = str(uuid.uuid4())
-        created_at = datetime.now(UTC)
+        token = bind(command_id=command_id, causation_id=command_id)
         try:
+            with span(f"command {HANDLERS[type(command)][0]}", command_id=command_id):
+                return await self._execute(command, command_id, idempotency, render, principal)
+        finally:
+            LOG_CONTEXT.reset(token)
+
+    async def _execute(self, command: Command, command_id: str,
+                       idempotency: IdempotencyKey | None, render: Render | None,
+                       principal: Principal) -> CommandResult:
+        command_type, handler = HANDLERS[type(command)]
+        created_at = datetime.now(UTC)
+        subject = principal.subject
+        try:
+            check_command(principal, command)
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(is_transient_conflict),
                 stop=stop_after_attempt(self._max_attempts),
@@ -89,19 +109,23 @@ class CommandService:
             ):
                 with attempt:
                     async with SqlUnitOfWork(self._engine, self._topic) as uow:
+                        await check_in_transaction(uow, principal, command)
                         outcome = await handler(uow, command, created_at)
                         result = CommandResult(command_id,
                                                {**outcome.body, "command_id": command_id},
                                                outcome.versions, [])
                         response = render(result) if render else None
                         stored = await uow.commit(CommandRecord(
-                            command_id, command_type, created_at, idempotency, response))
-        except (DomainError, NotFoundError) as refusal:
+                            command_id, command_type, created_at, idempotency, response,
+                            subject))
+        except (DomainError, NotFoundError, Forbidden) as refusal:
             COMMANDS.labels(command_type, "refused").inc()
             refusal.command_id = command_id
             record = CommandRecord(command_id, command_type, created_at, idempotency,
-                                   render(refusal) if render else None)
+                                   render(refusal) if render else None, subject)
             await self._record_failure(record, refusal)
+            audit.info("command %s %s by %r: refused (%s)", command_id, command_type, subject,
+                       refusal.code)
             raise
         except IdempotencyRaceError:
             COMMANDS.labels(command_type, "replayed").inc()
@@ -110,6 +134,7 @@ class CommandService:
             COMMANDS.labels(command_type, "error").inc()
             raise
         COMMANDS.labels(command_type, "completed").inc()
+        audit.info("command %s %s by %r: completed", command_id, command_type, subject)
         return replace(result, events=stored, response=response)
 
     async def _record_failure(self, record: CommandRecord, refusal: Refusal) -> None:

@@ -22,6 +22,8 @@ from command_service.domain.events import DomainEvent
 from command_service.domain.model import Account, AccountStatus, AccountType, Customer
 from command_service.idempotency import IdempotencyKey, IdempotencyRaceError, StoredResponse
 from shared.envelope import EventEnvelope
+from shared.observability import current
+from shared.tracing import current_traceparent
 
 
 class ConcurrentUpdateError(Exception):
@@ -35,11 +37,13 @@ class CommandRecord:
     created_at: datetime
     idempotency: IdempotencyKey | None = None
     response: StoredResponse | None = None  # stored only for an idempotent command
+    subject: str = "system"  # who sent it: the token's `sub` (audit; scopes idempotency keys)
 
     def row(self, status: str, error: str | None = None) -> dict:
         values = dict(command_id=self.command_id, command_type=self.command_type,
                       status=status, created_at=_naive_utc(self.created_at),
-                      completed_at=_naive_utc(datetime.now(UTC)), error=error)
+                      completed_at=_naive_utc(datetime.now(UTC)), error=error,
+                      subject=self.subject)
         if self.idempotency is not None and self.response is not None:
             values.update(
                 idempotency_key=self.idempotency.key,
@@ -120,6 +124,12 @@ class SqlUnitOfWork:
             )
             loaded[account_id] = self._track(account, account.version)
         return loaded
+
+    async def account_owner(self, account_id: str) -> str | None:
+        """The customer an account belongs to (it never changes), or None if there is none."""
+        return await self.connection.scalar(
+            sa.select(accounts.c.customer_id).where(accounts.c.account_id == account_id)
+        )
 
     async def account_exists(self, account_id: str) -> bool:
         found = await self.connection.scalar(
@@ -207,11 +217,24 @@ class SqlUnitOfWork:
             now = _naive_utc(datetime.now(UTC))
             await self.connection.execute(outbox.insert(), [
                 dict(event_position=e.position, topic=self._topic, message_key=e.aggregate_id,
-                     headers=json.dumps(dict((k, v.decode()) for k, v in e.headers())),
+                     headers=json.dumps(outbox_headers(e)),
                      payload=e.to_json(), created_at=now)
                 for e in stored
             ])
         return stored
+
+
+def outbox_headers(envelope: EventEnvelope) -> dict[str, str]:
+    """The routing headers, plus what lets the relay and the projector continue the
+    command's story: its correlation id (the request id), its cause (the command) and,
+    when tracing, its trace."""
+    headers = {k: v.decode() for k, v in envelope.headers()}
+    headers["correlation_id"] = current("correlation_id") or envelope.command_id
+    headers["causation_id"] = envelope.command_id
+    traceparent = current_traceparent()
+    if traceparent:
+        headers["traceparent"] = traceparent
+    return headers
 
 
 def _with_position(envelope: EventEnvelope, position: int) -> EventEnvelope:

@@ -1,9 +1,16 @@
 """The projector's consumer loop: getmany a batch, plan it, write it, then commit offsets.
 
 Offsets are committed only after the writes of the batch are durable, and never past an event
-that is still held back (a gap), so a crash at any point re-delivers, and the version guard
-turns re-delivery into no-ops. A read-store outage stops the loop where it is: the batch is
-retried with backoff, nothing is committed, nothing is skipped.
+that is still held back (a gap, or a failure waiting for its retry), so a crash at any point
+re-delivers, and the version guard turns re-delivery into no-ops.
+
+Failures are bounded (guarantee 6):
+- a read-store outage is not the events' fault: the batch is retried with backoff, nothing is
+  committed, nothing is skipped, nothing is parked;
+- an event whose projection fails is retried with exponential backoff; after the configured
+  attempts it is parked in the dead-letter store, and so is every later event of the same
+  aggregate (its order is kept) until an operator retries or discards them. Other aggregates
+  keep flowing the whole time.
 """
 
 from __future__ import annotations
@@ -12,22 +19,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from pymongo.errors import PyMongoError
 
-from projector.planner import (
-    BatchPlan,
-    account_ids_of,
-    customer_ids_of,
-    daily_stats_ids_of,
-    plan_batch,
-)
-from projector.store import ReadStore, WriteConflictError
-from shared.envelope import EventEnvelope, utc_now
-from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, DEAD_LETTERS
+from projector.dead_letters import DeadLetters
+from projector.planner import BatchPlan
+from projector.store import ReadStore, WriteConflictError, project_events
+from shared.envelope import EventEnvelope
+from shared.observability import LOG_CONTEXT, bind
+from shared.tracing import enabled as tracing_enabled
+from shared.tracing import record_span
 from shared.worker import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
@@ -40,27 +45,64 @@ APPLY_LAG = Histogram("cqrs_projector_commit_to_apply_seconds",
                       "Age of an event (since its command committed) when its views were written",
                       buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
 
+CONSUMER_LAG = Gauge("cqrs_projector_consumer_lag_events",
+                     "Messages on the broker not yet consumed, per partition (approximate on "
+                     "Tansu, whose end offsets can under-report)", ["partition"])
+
 MAX_CONFLICT_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    first_backoff_s: float = 0.2
+    max_backoff_s: float = 30.0
+
+    def backoff_s(self, attempts: int) -> float:
+        return min(self.first_backoff_s * 2 ** (attempts - 1), self.max_backoff_s)
+
+
+@dataclass
+class _Failure:
+    attempts: int
+    retry_at: float  # monotonic
+    error: str
 
 
 class _Pending:
     """An event and where it came from, so its offset can bound the commit."""
 
-    __slots__ = ("event", "partition", "offset")
+    __slots__ = ("event", "partition", "offset", "headers")
 
-    def __init__(self, event: EventEnvelope, partition: TopicPartition, offset: int) -> None:
+    def __init__(self, event: EventEnvelope, partition: TopicPartition, offset: int,
+                 headers: dict[str, str] | None = None) -> None:
         self.event, self.partition, self.offset = event, partition, offset
+        self.headers = headers or {}
+
+    def log(self, level: int, message: str, *args) -> None:
+        """Log in the context of the command that caused this event (its Kafka headers)."""
+        token = bind(correlation_id=self.headers.get("correlation_id"),
+                     causation_id=self.headers.get("causation_id"),
+                     command_id=self.event.command_id, event_id=self.event.event_id)
+        try:
+            log.log(level, message, *args)
+        finally:
+            LOG_CONTEXT.reset(token)
 
 
 class Projector(ConsumerRebalanceListener):
     def __init__(self, consumer: AIOKafkaConsumer, store: ReadStore, *, batch_size: int = 1000,
-                 poll_ms: int = 100) -> None:
+                 poll_ms: int = 100, retry: RetryPolicy | None = None) -> None:
         self._consumer = consumer
         self._store = store
+        self._dead_letters = DeadLetters(store.db)
         self._batch_size = batch_size
         self._poll_ms = poll_ms
+        self._retry = retry or RetryPolicy()
         self._held: list[_Pending] = []
-        self._dead_letters: list[dict] = []  # undecodable messages, parked with the next write
+        self._failures: dict[tuple[str, int], _Failure] = {}
+        self._undecodable: list[tuple[TopicPartition, object, str]] = []
+        self._lag_measured_at = float("-inf")
         self.last_plan: BatchPlan | None = None
 
     # -- rebalancing: what we held for a partition we lose is the next owner's to re-read ----
@@ -68,6 +110,8 @@ class Projector(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         lost = set(revoked)
         self._held = [p for p in self._held if p.partition not in lost]
+        still_held = {p.event.aggregate_id for p in self._held}
+        self._failures = {key: f for key, f in self._failures.items() if key[0] in still_held}
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
@@ -75,15 +119,19 @@ class Projector(ConsumerRebalanceListener):
     # -- the loop ----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set. The batch under way is finished (or, in an outage,
+        abandoned uncommitted) before returning."""
         while not stop.is_set():
             batch = await self._consumer.getmany(timeout_ms=self._poll_ms,
                                                  max_records=self._batch_size)
             pending = self._decode(batch)
             if not batch and not self._held:
+                await self._measure_lag()
                 continue
             if not await self._project_until_done(pending, stop):
                 return  # stopping mid-outage: nothing committed, everything re-delivered
             await self._commit(batch)
+            await self._measure_lag()
 
     def _decode(self, batch: dict[TopicPartition, list]) -> list[_Pending]:
         pending: list[_Pending] = []
@@ -94,14 +142,10 @@ class Projector(ConsumerRebalanceListener):
                 except (ValueError, TypeError, KeyError) as exc:
                     log.error("undecodable message at %s@%d: %s", partition, message.offset, exc)
                     EVENTS.labels("undecodable").inc()
-                    self._dead_letters.append({
-                        "partition": partition.partition, "offset": message.offset,
-                        "key": (message.key or b"").decode(errors="replace"),
-                        "value": (message.value or b"").decode(errors="replace"),
-                        "error": f"undecodable: {exc}", "parked_at": utc_now(),
-                    })
+                    self._undecodable.append((partition, message, f"undecodable: {exc}"))
                     continue
-                pending.append(_Pending(event, partition, message.offset))
+                headers = {k: v.decode(errors="replace") for k, v in message.headers or ()}
+                pending.append(_Pending(event, partition, message.offset, headers))
         BATCH_SIZE.observe(len(pending))
         return pending
 
@@ -126,23 +170,87 @@ class Projector(ConsumerRebalanceListener):
         return False
 
     async def project(self, pending: list[_Pending]) -> BatchPlan:
-        events = [p.event for p in pending]
-        loaded = {
-            ACCOUNTS: await self._store.load(ACCOUNTS, account_ids_of(events)),
-            CUSTOMERS: await self._store.load(CUSTOMERS, customer_ids_of(events)),
-            DAILY_STATS: await self._store.load(DAILY_STATS, daily_stats_ids_of(events)),
-        }
-        plan = plan_batch(events, loaded[ACCOUNTS], loaded[CUSTOMERS], loaded[DAILY_STATS])
-        await self._store.write(plan, loaded)
-        if self._dead_letters:
-            await self._store.db[DEAD_LETTERS].insert_many(self._dead_letters)
-            self._dead_letters.clear()
+        """Apply what can be applied; park what must be parked; hold the rest."""
+        if self._undecodable:
+            await self._dead_letters.park_undecodable(self._undecodable)
+            self._undecodable.clear()
 
+        parked_aggregates = await self._dead_letters.parked_aggregates(
+            {p.event.aggregate_id for p in pending})
+        now = time.monotonic()
+        waiting = {agg for (agg, _), f in self._failures.items() if f.retry_at > now}
+        to_park = [p for p in pending if p.event.aggregate_id in parked_aggregates]
+        to_plan = [p for p in pending if p.event.aggregate_id not in parked_aggregates
+                   and p.event.aggregate_id not in waiting]
+        backing_off = [p for p in pending if p.event.aggregate_id in waiting
+                       and p.event.aggregate_id not in parked_aggregates]
+
+        started_ns = time.time_ns()
+        plan = await project_events(self._store, [p.event for p in to_plan])
+        if tracing_enabled():
+            by_event = {id(p.event): p for p in to_plan}
+            for event in plan.applied:
+                record_span("projector apply", by_event[id(event)].headers.get("traceparent"),
+                            started_ns, time.time_ns(), event_id=event.event_id,
+                            event_type=event.event_type, aggregate_id=event.aggregate_id)
+
+        parking = [(p, "an earlier event of this aggregate is parked") for p in to_park]
+        parking += self._judge_failures(plan, to_plan)
+        if parking:
+            await self._dead_letters.park(
+                [(p.event, error, p.partition.partition, p.offset) for p, error in parking])
+            EVENTS.labels("parked").inc(len(parking))
+        parked_ids = {id(p) for p, _ in parking}
         not_done = {id(e) for e in plan.held} | {id(e) for e, _ in plan.failed}
-        self._held = [p for p in pending if id(p.event) in not_done]
+        self._held = backing_off + [p for p in to_plan
+                                    if id(p.event) in not_done and id(p) not in parked_ids]
+        self._observe(plan)
+        self._log(plan, to_plan, parking)
+        return plan
+
+    def _log(self, plan: BatchPlan, to_plan: list[_Pending],
+             parking: list[tuple[_Pending, str]]) -> None:
+        by_event = {id(p.event): p for p in to_plan}
         for event, error in plan.failed:
-            log.error("cannot apply %s v%d of %s: %s", event.event_type, event.version,
-                      event.aggregate_id, error)
+            by_event[id(event)].log(logging.ERROR, "cannot apply %s v%d of %s: %s",
+                                    event.event_type, event.version, event.aggregate_id, error)
+        for pending, reason in parking:
+            pending.log(logging.ERROR, "parked %s v%d of %s: %s", pending.event.event_type,
+                        pending.event.version, pending.event.aggregate_id, reason)
+        if log.isEnabledFor(logging.DEBUG):
+            for event in plan.applied:
+                by_event[id(event)].log(logging.DEBUG, "applied %s v%d of %s",
+                                        event.event_type, event.version, event.aggregate_id)
+
+    def _judge_failures(self, plan: BatchPlan,
+                        to_plan: list[_Pending]) -> list[tuple[_Pending, str]]:
+        """Count an attempt for each failed event; return what must now be parked, with why:
+        an event out of attempts and every later event of its aggregate."""
+        for event in plan.applied:
+            self._failures.pop((event.aggregate_id, event.version), None)
+        exhausted: dict[str, tuple[int, str]] = {}
+        now = time.monotonic()
+        for event, error in plan.failed:
+            key = (event.aggregate_id, event.version)
+            failure = self._failures.get(key) or _Failure(0, now, error)
+            failure.attempts += 1
+            failure.error = error
+            failure.retry_at = now + self._retry.backoff_s(failure.attempts)
+            self._failures[key] = failure
+            if failure.attempts >= self._retry.max_attempts:
+                exhausted[event.aggregate_id] = (event.version, error)
+        parked = []
+        for p in to_plan:
+            version, error = exhausted.get(p.event.aggregate_id, (None, ""))
+            if version is not None and p.event.version >= version:
+                parked.append((p, f"after {self._retry.max_attempts} attempts: {error}"
+                               if p.event.version == version
+                               else "an earlier event of this aggregate is parked"))
+        for aggregate_id, (version, _) in exhausted.items():
+            self._failures.pop((aggregate_id, version), None)
+        return parked
+
+    def _observe(self, plan: BatchPlan) -> None:
         now = time.time()
         for event in plan.applied:
             APPLY_LAG.observe(max(0.0, now - event.occurred_at.timestamp()))
@@ -151,7 +259,21 @@ class Projector(ConsumerRebalanceListener):
         EVENTS.labels("held").inc(len(plan.held))
         EVENTS.labels("failed").inc(len(plan.failed))
         self.last_plan = plan
-        return plan
+
+    async def _measure_lag(self) -> None:
+        """At most once a second: how far each assigned partition's end is ahead of us."""
+        if time.monotonic() - self._lag_measured_at < 1.0:
+            return
+        self._lag_measured_at = time.monotonic()
+        for partition in self._consumer.assignment():
+            end = self._consumer.highwater(partition)
+            if end is None:
+                continue
+            try:
+                position = await self._consumer.position(partition)
+            except Exception:  # reassigned while we looked: measured again in a second
+                continue
+            CONSUMER_LAG.labels(str(partition.partition)).set(max(0, end - position))
 
     async def _commit(self, batch: dict[TopicPartition, list]) -> None:
         """Commit each partition up to its last message, or up to its oldest held event."""

@@ -7,11 +7,12 @@ import logging
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from projector.consumer import Projector
+from projector.consumer import Projector, RetryPolicy
 from projector.store import ReadStore
 from shared.config import Settings
 from shared.kafka import ensure_topic, make_consumer
-from shared.readmodel import ensure_indexes, make_mongo_client
+from shared.readmodel import ViewDatabase, ensure_indexes, make_mongo_client, read_registry
+from shared.tracing import configure_tracing
 from shared.worker import OpsServer, stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 async def serve_projector(settings: Settings, host: str, port: int,
                           stop: asyncio.Event | None = None) -> None:
     stop = stop or stop_on_signals()
+    configure_tracing("cqrs-accounts-projector")
     client = make_mongo_client(settings)
     db = client[settings.mongo_database]
     consumer = make_consumer(settings)
@@ -34,8 +36,11 @@ async def serve_projector(settings: Settings, host: str, port: int,
                                                 "broker": broker_answers}, host, port)
     bound = await ops.start()
     log.info("projector ops endpoints on http://%s:%d (/healthz /readyz /metrics)", host, bound)
-    projector = Projector(consumer, ReadStore(db), batch_size=settings.projector_batch_size,
-                          poll_ms=settings.projector_poll_ms)
+    retry = RetryPolicy(max_attempts=settings.projector_max_attempts,
+                        first_backoff_s=settings.projector_first_backoff_ms / 1000)
+    projector = Projector(consumer, ReadStore(ViewDatabase(db)),
+                          batch_size=settings.projector_batch_size,
+                          poll_ms=settings.projector_poll_ms, retry=retry)
     started = False
     try:
         async for attempt in AsyncRetrying(retry=retry_if_exception_type(Exception),
@@ -43,7 +48,7 @@ async def serve_projector(settings: Settings, host: str, port: int,
             with attempt:
                 if stop.is_set():
                     return
-                await ensure_indexes(db)
+                await ensure_indexes(db, await read_registry(db))
                 await ensure_topic(settings)
         consumer.subscribe([settings.kafka_topic], listener=projector)
         await consumer.start()

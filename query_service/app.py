@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
 from query_service.routers import accounts, customers
+from shared.auth import (
+    AUTH_RESPONSES,
+    Authenticator,
+    BearerAuthMiddleware,
+    describe,
+    metrics_guard,
+    require_reader,
+)
 from shared.config import Settings, get_settings
 from shared.http import BodySizeLimit, add_error_schema, health_router, install_error_handlers
-from shared.readmodel import make_mongo_client
+from shared.observability import RequestContext
+from shared.readmodel import ViewDatabase, make_mongo_client
+from shared.tracing import configure_tracing
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         config = settings or get_settings()
+        configure_tracing("cqrs-accounts-query")
+        app.state.authenticator = Authenticator.from_settings(config)  # no key: refuse to start
+        app.state.metrics_admin_only = config.auth_metrics_admin_only
+        log.info("query service: %s", describe(config))
         client = make_mongo_client(config)
-        app.state.db = client[config.mongo_database]
+        app.state.db = ViewDatabase(client[config.mongo_database])
         try:
             yield
         finally:
@@ -34,13 +51,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(BearerAuthMiddleware)  # no token, nothing else happens
+    app.add_middleware(RequestContext, service="query")  # outermost: ids and latency
     install_error_handlers(app, unavailable=(ConnectionFailure, ServerSelectionTimeoutError))
     add_error_schema(app)
 
     async def read_store_answers() -> None:
         await app.state.db.command("ping")
 
-    app.include_router(health_router({"read_store": read_store_answers}))
-    app.include_router(customers.router)
-    app.include_router(accounts.router)
+    app.include_router(health_router({"read_store": read_store_answers},
+                                     metrics_guard=metrics_guard))
+    # Every view needs accounts:read; a customer's token is further held to its own customer
+    # in the routers.
+    for router in (customers.router, accounts.router):
+        app.include_router(router, dependencies=[Depends(require_reader)],
+                           responses=AUTH_RESPONSES)
     return app

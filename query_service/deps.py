@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from pymongo.asynchronous.database import AsyncDatabase
 
 from query_service.consistency import Consistency
+from shared.auth import Principal, require_reader
 from shared.config import Settings, get_settings
 from shared.consistency import InvalidToken, decode_token
 from shared.http import ApiError
+from shared.readmodel import ViewDatabase
 
 
-def get_db(request: Request) -> AsyncDatabase:
-    return request.app.state.db
+async def get_db(request: Request) -> ViewDatabase:
+    """The read store with each view resolved to the collection serving it right now."""
+    return await request.app.state.db.refresh()
 
 
 def get_consistency(
@@ -37,5 +39,8 @@ def get_consistency(
     return Consistency(versions, wait_ms / 1000)
 
 
-Db = Annotated[AsyncDatabase, Depends(get_db)]
+Db = Annotated[ViewDatabase, Depends(get_db)]
 ConsistencyDep = Annotated[Consistency, Depends(get_consistency)]
+# The caller, whose token has accounts:read (the routers are guarded by the same dependency,
+# so it runs once per request).
+Reader = Annotated[Principal, Depends(require_reader)]

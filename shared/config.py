@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     projector_batch_size: int = Field(1000, ge=1, le=10_000, description="events per getmany")
     projector_poll_ms: int = Field(100, ge=1, le=10_000, description="getmany wait when idle")
 
+    projector_max_attempts: int = Field(
+        5, ge=1, le=100, description="tries of a failing event before it is dead-lettered")
+    projector_first_backoff_ms: int = Field(
+        200, ge=1, le=60_000, description="wait before the first retry; doubles per attempt")
+
     # Query service
     consistency_wait_default_ms: int = Field(
         2000, ge=0, le=10_000,
@@ -81,7 +86,30 @@ class Settings(BaseSettings):
     consistency_wait_max_ms: int = Field(
         10_000, ge=0, le=10_000, description="cap on X-Consistency-Wait-Ms")
 
+    # Authentication (shared/auth.py): bearer JWTs on every /v1 route of both services
+    auth_disabled: bool = Field(
+        False, description="serve /v1 without tokens: only on a network nobody else reaches")
+    auth_jwt_secret: SecretStr = Field(
+        SecretStr(""), description="HS256 signing secret, at least 32 characters")
+    auth_public_key: str = Field(
+        "", description="RS256/ES256 verification key: a PEM file's path, or the PEM itself")
+    auth_jwks_file: str = Field(
+        "", description="path of a JWKS file of RS256/ES256 keys, chosen by the token's kid")
+    auth_issuer: str = Field("cqrs-accounts", min_length=1,
+                             description="the `iss` every token must carry")
+    auth_audience: str = Field("cqrs-accounts", min_length=1,
+                               description="the `aud` every token must carry")
+    auth_metrics_admin_only: bool = Field(
+        False, description="/metrics of both services needs a token with the admin scope")
+    rate_limit_commands_per_s: float = Field(
+        100.0, ge=0, le=1_000_000,
+        description="commands per second per subject, refilled continuously; 0 = no limit")
+    rate_limit_burst: int = Field(
+        200, ge=1, le=1_000_000, description="commands a subject may send at once")
+
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: str = Field("json", pattern="^(json|text)$",
+                            description="json (one object per line) or text")
 
     @field_validator("database_url")
     @classmethod
@@ -103,6 +131,14 @@ class Settings(BaseSettings):
         if not url.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return url
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def _long_secret(cls, secret: SecretStr) -> SecretStr:
+        # HS256 with a short secret can be brute-forced offline from any one token.
+        if secret.get_secret_value() and len(secret.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (try: openssl rand -hex 32)")
+        return secret
 
     @field_validator("log_level")
     @classmethod

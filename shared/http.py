@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -86,6 +86,9 @@ def install_error_handlers(app: FastAPI, unavailable: tuple[type[BaseException],
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not decode the body (not UTF-8, ...)
+            return error_response(422, "validation_error", "the request is malformed",
+                                  [{"field": "body", "message": "the body is not valid JSON"}])
         codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
                               str(exc.detail), headers=getattr(exc, "headers", None))
@@ -149,9 +152,11 @@ class _BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body is over {max_bytes} bytes")
 
 
-def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
+def health_router(checks: dict[str, ReadinessCheck],
+                  metrics_guard: Callable[..., Awaitable[None]] | None = None) -> APIRouter:
     """/healthz: the process answers. /readyz: every dependency answers within a short timeout;
-    otherwise 503 naming the first one that does not. /metrics: Prometheus text."""
+    otherwise 503 naming the first one that does not. /metrics: Prometheus text, behind
+    `metrics_guard` when given (a dependency that may refuse the request)."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="The process is alive")
@@ -170,7 +175,15 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
                                       [{"dependency": name}], {"Retry-After": "1"})
         return JSONResponse({"status": "ready", "checks": sorted(checks)})
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    guarded = metrics_guard is not None
+    guard_errors = {status: {"description": text, "content": {"application/json": {"schema": {
+        "$ref": "#/components/schemas/ErrorResponse"}}}}
+        for status, text in ((401, "No valid bearer token (when only admins may read it)"),
+                             (403, "The token lacks the admin scope"))}
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+                dependencies=[Depends(metrics_guard)] if guarded else [],
+                responses=guard_errors if guarded else None)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -193,7 +206,26 @@ def add_error_schema(app: FastAPI) -> None:
                                "details": {"type": "array", "items": {"type": "object"}}},
             }},
         }
+        _no_null_parameters(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi
+
+
+def _no_null_parameters(schema: dict) -> None:
+    """An optional header or query parameter is absent, never null: HTTP has no null, and the
+    text "null" is no integer or date. FastAPI documents `X | None` parameters as
+    `anyOf: [X, null]`; keep X."""
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) \
+                    else []:
+                options = parameter.get("schema", {}).get("anyOf")
+                if not options:
+                    continue
+                kept = [o for o in options if o.get("type") != "null"]
+                if len(kept) != len(options):
+                    rest = {k: v for k, v in parameter["schema"].items() if k != "anyOf"}
+                    parameter["schema"] = {**kept[0], **rest} if len(kept) == 1 \
+                        else {**rest, "anyOf": kept}

@@ -1,9 +1,17 @@
 """The read models' collections and indexes, known to the projector (which writes them and
-creates the indexes at start) and the query service (which reads them)."""
+creates the indexes at start) and the query service (which reads them).
+
+Each view has a logical name (`accounts`, …) and a physical collection. The `view_registry`
+document maps one to the other, so that `rebuild` can fill fresh collections while the old
+ones serve and then switch every reader and writer with one atomic single-document write.
+"""
 
 from __future__ import annotations
 
+import time
+
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.config import Settings
@@ -13,6 +21,9 @@ CUSTOMERS = "customers"
 TRANSACTIONS = "transactions"
 DAILY_STATS = "daily_stats"
 DEAD_LETTERS = "dead_letters"
+VIEW_REGISTRY = "view_registry"
+VIEWS = (ACCOUNTS, CUSTOMERS, TRANSACTIONS, DAILY_STATS)  # what rebuild and verify cover
+REGISTRY_TTL_S = 1.0  # how stale a process's idea of the physical collections may be
 
 INDEXES: dict[str, list[IndexModel]] = {
     TRANSACTIONS: [
@@ -29,6 +40,9 @@ INDEXES: dict[str, list[IndexModel]] = {
     ACCOUNTS: [IndexModel([("customer_id", ASCENDING)], name="customer")],
     DAILY_STATS: [IndexModel([("customer_id", ASCENDING), ("date", ASCENDING)],
                              name="customer_date")],
+    DEAD_LETTERS: [IndexModel([("aggregate_id", ASCENDING), ("version", ASCENDING)],
+                              name="aggregate_version"),
+                   IndexModel([("status", ASCENDING)], name="status")],
 }
 
 
@@ -43,6 +57,49 @@ def make_mongo_client(settings: Settings) -> AsyncMongoClient:
     )
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
+async def ensure_indexes(db: AsyncDatabase, physical: dict[str, str] | None = None) -> None:
+    """Create the indexes of every view, in the physical collections `physical` names."""
     for collection, indexes in INDEXES.items():
-        await db[collection].create_indexes(indexes)
+        await db[(physical or {}).get(collection, collection)].create_indexes(indexes)
+
+
+async def read_registry(db: AsyncDatabase) -> dict[str, str]:
+    """Logical view name -> physical collection; a view never rebuilt is its own name."""
+    doc = await db[VIEW_REGISTRY].find_one({"_id": "views"}) or {}
+    return {view: doc.get(view, view) for view in VIEWS}
+
+
+async def switch_views(db: AsyncDatabase, physical: dict[str, str]) -> None:
+    """Point readers and writers at new collections: one atomic single-document write."""
+    await db[VIEW_REGISTRY].update_one({"_id": "views"}, {"$set": physical}, upsert=True)
+
+
+class ViewDatabase:
+    """The read store as views see it: `views[ACCOUNTS]` is the collection currently serving
+    the accounts view. The registry is re-read at most every REGISTRY_TTL_S, so a switch is
+    followed within about a second, without a restart."""
+
+    def __init__(self, db: AsyncDatabase, ttl_s: float = REGISTRY_TTL_S,
+                 fixed: dict[str, str] | None = None) -> None:
+        """`fixed`: always these collections, whatever the registry says (a rebuild's)."""
+        self.db = db
+        self._ttl_s = ttl_s
+        self._fixed = fixed is not None
+        self._physical: dict[str, str] = dict(fixed) if fixed else {v: v for v in VIEWS}
+        self._read_at = float("-inf")
+
+    async def refresh(self) -> ViewDatabase:
+        if not self._fixed and time.monotonic() - self._read_at >= self._ttl_s:
+            self._physical = await read_registry(self.db)
+            self._read_at = time.monotonic()
+        return self
+
+    @property
+    def physical(self) -> dict[str, str]:
+        return dict(self._physical)
+
+    def __getitem__(self, view: str) -> AsyncCollection:
+        return self.db[self._physical.get(view, view)]
+
+    async def command(self, *args, **kwargs):
+        return await self.db.command(*args, **kwargs)

@@ -16,16 +16,23 @@ from shared.http import ReadinessCheck, health_router
 log = logging.getLogger(__name__)
 
 
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):
+        """The process owns its signals (`stop_on_signals`); uvicorn must not take them, nor
+        re-raise them after shutdown (which would turn a clean exit into a signal death)."""
+        yield
+
+
 class InLoopServer:
     """uvicorn serving an ASGI app inside the running event loop; `port=0` binds any free
     port. Workers serve their ops endpoints this way; tests serve the APIs this way."""
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, lifespan: str = "off"):
-        self._server = uvicorn.Server(uvicorn.Config(
+        self._server = _Server(uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan=lifespan,
+            timeout_graceful_shutdown=10,
         ))
-        # The worker owns the signals; uvicorn must not replace its handlers.
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._task: asyncio.Task | None = None
         self.port: int | None = None
 
@@ -34,7 +41,7 @@ class InLoopServer:
         while not self._server.started:
             if self._task.done():
                 self._task.result()  # re-raise the bind error
-                raise RuntimeError("the ops HTTP server stopped while starting")
+                raise RuntimeError("the HTTP server stopped while starting (see the log above)")
             await asyncio.sleep(0.01)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
         return self.port
@@ -53,6 +60,16 @@ class OpsServer(InLoopServer):
         app = FastAPI(title=title, docs_url=None, redoc_url=None)
         app.include_router(health_router(checks))
         super().__init__(app, host, port)
+
+
+async def serve_app(app, host: str, port: int) -> None:
+    """An HTTP service as a process: serve until SIGTERM/SIGINT, then finish the requests in
+    flight (at most 10 s) and return, so the process exits 0."""
+    stop = stop_on_signals()
+    server = InLoopServer(app, host, port, lifespan="on")
+    await server.start()
+    await stop.wait()
+    await server.stop()
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -26,6 +26,9 @@ from shared.config import Settings
 from shared.readmodel import ensure_indexes, make_mongo_client
 
 MYSQL_URL = os.environ.get("CQRS_TEST_MYSQL_URL")
+# Authentication stays on in the tests: the Stack's HTTP clients carry an admin token signed
+# with this secret (tests/integration/test_auth*.py mint their own tokens with it).
+TEST_JWT_SECRET = "test-secret-for-the-suite-only-0123456789abcdef"
 BACKENDS = ["sqlite", "mysql"] if MYSQL_URL else ["sqlite"]
 
 
@@ -122,6 +125,9 @@ def settings(database_url, broker, read_store) -> Settings:
         relay_idle_poll_ms=10,
         relay_lease_s=3,
         projector_poll_ms=50,
+        auth_jwt_secret=TEST_JWT_SECRET,
+        # Some tests send 1,000 commands at once as one subject; test_auth.py checks the limit.
+        rate_limit_burst=100_000,
     )
 
 

@@ -14,6 +14,7 @@ from command_service.api.app import create_app as create_command_app
 from command_service.relay_worker import serve_relay
 from projector.worker import serve_projector
 from query_service.app import create_app as create_query_app
+from shared.auth import ADMIN, mint_token
 from shared.config import Settings
 from shared.worker import InLoopServer
 
@@ -42,6 +43,14 @@ class Worker:
             self._task = None
 
 
+def admin_headers(settings: Settings) -> dict[str, str]:
+    """An admin's bearer token for the settings' key (none needed with authentication off)."""
+    if settings.auth_disabled:
+        return {}
+    token = mint_token(settings, subject="test-admin", scopes=[ADMIN])
+    return {"Authorization": f"Bearer {token}"}
+
+
 class Stack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -53,9 +62,12 @@ class Stack:
     async def __aenter__(self) -> Stack:
         command_port = await self._apis[0].start()
         query_port = await self._apis[1].start()
+        # Both clients act as an admin; a test about access control sends its own tokens.
+        headers = admin_headers(self.settings)
         self.commands = httpx.AsyncClient(base_url=f"http://127.0.0.1:{command_port}",
-                                          timeout=30)
-        self.queries = httpx.AsyncClient(base_url=f"http://127.0.0.1:{query_port}", timeout=30)
+                                          timeout=30, headers=headers)
+        self.queries = httpx.AsyncClient(base_url=f"http://127.0.0.1:{query_port}", timeout=30,
+                                         headers=headers)
         self.relay.start()
         self.projector.start()
         return self

@@ -7,10 +7,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from command_service.service import CommandService
+from shared.ratelimit import TokenBucketLimiter
 
 
 def get_command_service(request: Request) -> CommandService:
     return request.app.state.command_service
 
 
+def get_rate_limiter(request: Request) -> TokenBucketLimiter:
+    return request.app.state.rate_limiter
+
+
 CommandServiceDep = Annotated[CommandService, Depends(get_command_service)]
+RateLimiterDep = Annotated[TokenBucketLimiter, Depends(get_rate_limiter)]

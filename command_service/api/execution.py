@@ -1,6 +1,6 @@
-"""Turns a command into an HTTP answer: replays a stored response for a known Idempotency-Key,
-otherwise runs the command, maps refusals to the contract's errors and adds the headers every
-command response carries."""
+"""Turns a command into an HTTP answer: checks the sender's rate, replays a stored response for
+a known Idempotency-Key (of the same subject), otherwise runs the command for its sender, maps
+refusals to the contract's errors and adds the headers every command response carries."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
 
-from command_service.api.deps import CommandServiceDep
+from command_service.access import Forbidden
+from command_service.api.deps import CommandServiceDep, RateLimiterDep
 from command_service.domain.commands import Command
 from command_service.domain.errors import DomainError, NotFoundError, SameAccountError
 from command_service.idempotency import (
@@ -23,11 +24,16 @@ from command_service.idempotency import (
     request_fingerprint,
 )
 from command_service.service import CommandResult, Refusal
+from shared.auth import REALM, Principal, authenticate
 from shared.config import Settings, get_settings
 from shared.consistency import encode_token
 from shared.http import ApiError, error_response
+from shared.ratelimit import retry_after_header
 
-_PRINTABLE_KEY = re.compile(r"[\x20-\x7e]{1,128}")
+# 1-128 printable ASCII characters. No space at either end: HTTP strips it from a header value,
+# so such a key could never arrive as it was sent.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$"
+_PRINTABLE_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 async def idempotency_key(
@@ -36,7 +42,9 @@ async def idempotency_key(
     key: Annotated[str | None, Header(
         alias="Idempotency-Key",
         description="1-128 printable characters; a retry with the same key and body gets the "
-                    "first response again, remembered for at least 24 hours")] = None,
+                    "first response again, remembered for at least 24 hours. A key belongs to "
+                    "the token's subject: other callers' keys never collide with it",
+        json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN})] = None,
 ) -> IdempotencyKey | None:
     if key is None:
         return None
@@ -50,11 +58,36 @@ async def idempotency_key(
 IdempotencyDep = Annotated[IdempotencyKey | None, Depends(idempotency_key)]
 
 
-class CommandRunner:
-    """Per request: the service, the idempotency key, and how to answer."""
+async def rate_limited_sender(
+    principal: Annotated[Principal, Depends(authenticate)],
+    limiter: RateLimiterDep,
+) -> Principal:
+    """The authenticated sender of a command, if its subject is within its rate (a token
+    bucket per subject). With authentication off there is no subject, and no limit: that mode
+    is for a closed network or a benchmark."""
+    if not principal.authenticated:
+        return principal
+    wait_s = limiter.acquire(principal.subject)
+    if wait_s > 0:
+        raise ApiError(429, "rate_limited",
+                       f"too many commands from this sender; retry in {wait_s:.2f} s",
+                       headers={"Retry-After": retry_after_header(wait_s)})
+    return principal
 
-    def __init__(self, service: CommandServiceDep, idempotency: IdempotencyDep) -> None:
-        self.service, self.idempotency = service, idempotency
+
+SenderDep = Annotated[Principal, Depends(rate_limited_sender)]
+
+
+class CommandRunner:
+    """Per request: the service, the sender, the idempotency key, and how to answer."""
+
+    def __init__(self, service: CommandServiceDep, sender: SenderDep,
+                 idempotency: IdempotencyDep) -> None:
+        self.service, self.sender, self.idempotency = service, sender, idempotency
+
+    def own_customer_id(self) -> str | None:
+        """The customer a customer's token acts for (None for other tokens)."""
+        return self.sender.customer_id if self.sender.restricted else None
 
     async def __call__(self, command: Command, status: int) -> Response:
         if self.idempotency is not None:
@@ -63,19 +96,21 @@ class CommandRunner:
                 return replay
         try:
             result = await self.service.execute(command, idempotency=self.idempotency,
-                                                 render=lambda x: _render(x, status))
+                                                 render=lambda x: _render(x, status),
+                                                 principal=self.sender)
         except IdempotencyRaceError:
             replay = await self._replay()
             if replay is None:  # the winner's row vanished (expired): nothing to replay
                 raise ApiError(409, "idempotency_key_reused",
                                "another request with this Idempotency-Key is in flight") from None
             return replay
-        except (DomainError, NotFoundError) as refusal:
+        except (DomainError, NotFoundError, Forbidden) as refusal:
             return _respond(_render(refusal, status))
         return _respond(result.response)
 
     async def _replay(self) -> Response | None:
-        found = await find_stored_response(self.service.engine, self.idempotency.key)
+        found = await find_stored_response(self.service.engine, self.idempotency.key,
+                                           self.sender.subject)
         if found is None:
             return None
         fingerprint, stored = found
@@ -96,7 +131,12 @@ def _render(outcome: CommandResult | Refusal, status: int) -> StoredResponse:
             "X-Command-ID": outcome.command_id,
         })
     headers = {"X-Command-ID": getattr(outcome, "command_id", "")}
-    if isinstance(outcome, NotFoundError):
+    if isinstance(outcome, Forbidden):
+        response = error_response(403, outcome.code, outcome.message)
+        if outcome.scope:
+            headers["WWW-Authenticate"] = \
+                f'{REALM}, error="insufficient_scope", scope="{outcome.scope}"'
+    elif isinstance(outcome, NotFoundError):
         response = error_response(404, outcome.code, outcome.message)
     elif isinstance(outcome, SameAccountError):
         response = error_response(422, "validation_error", outcome.message,

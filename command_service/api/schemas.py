@@ -3,6 +3,7 @@ fields, wrong JSON types and malformed values are 422 before any handler runs.""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -24,13 +25,30 @@ from shared.money import Currency, parse_amount
 Money = Annotated[
     int,
     BeforeValidator(parse_amount),
-    WithJsonSchema({"type": "string", "pattern": r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$",
+    # Exactly what parse_amount accepts: 0.01 up to 1000000000.00, at most two decimals.
+    WithJsonSchema({"type": "string",
+                    "pattern": r"^(?:[1-9][0-9]{0,8}(?:\.[0-9]{1,2})?|0\.(?:0[1-9]|[1-9][0-9]?)"
+                               r"|1000000000(?:\.0{1,2})?)$",
                     "description": "decimal string, > 0, at most 2 decimals and 1000000000.00",
                     "examples": ["12.50"]}),
 ]
 MoneyOut = Annotated[str, Field(examples=["12.50"], pattern=r"^\d+\.\d{2}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+# Names and reasons are stripped, so they need one character that is not whitespace; the
+# schema says so with Python's own set of whitespace characters.
+_WHITESPACE = "".join(f"\\u{c:04x}" for c in range(sys.maxunicode + 1) if chr(c).isspace())
+NOT_BLANK = f"[^{_WHITESPACE}]"
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                 Field(json_schema_extra={"pattern": NOT_BLANK})]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                   Field(json_schema_extra={"pattern": NOT_BLANK})]
+# An address at a special-use domain (.test, .invalid, .localhost, ...) is refused as well as a
+# malformed one; the pattern documents that on top of the `email` format.
+_SPECIAL_USE = "|".join("".join(f"[{ch.upper()}{ch}]" for ch in name) for name in (
+    "arpa", "invalid", "local", "localhost", "onion", "test"))
+EMAIL_PATTERN = rf"^[^@]+@[^@]+\.(?!(?:{_SPECIAL_USE})$)[^@.]+$"
+Email = Annotated[EmailStr, StringConstraints(max_length=320),
+                  Field(json_schema_extra={"pattern": EMAIL_PATTERN})]
 Reference = Annotated[str, StringConstraints(max_length=140)]
 
 
@@ -40,7 +58,7 @@ class Strict(BaseModel):
 
 class RegisterCustomerIn(Strict):
     name: Name
-    email: Annotated[EmailStr, StringConstraints(max_length=320)]
+    email: Email
     customer_id: UUID | None = None
 
 
@@ -128,4 +146,7 @@ class CommandStatusOut(BaseModel):
     status: Literal["completed", "failed"]
     created_at: str
     completed_at: str | None
+    subject: str | None = Field(
+        description="who sent it: the `sub` of its bearer token (`anonymous` with "
+                    "authentication off); null if recorded before subjects were")
     error: dict | None = None

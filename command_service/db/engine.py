@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -18,6 +20,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     timeout = max(1, int(settings.database_timeout_s))
     engine = create_async_engine(
         url,
+        async_creator=_bounded_connect(url, settings.database_timeout_s, timeout),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,
@@ -26,7 +29,6 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # READ COMMITTED: no gap locks on the outbox/event inserts, so fewer deadlocks; each
         # command locks the rows it changes explicitly (SELECT ... FOR UPDATE).
         isolation_level="READ COMMITTED",
-        connect_args={"connect_timeout": timeout},
     )
 
     @sa.event.listens_for(engine.sync_engine, "connect")
@@ -37,6 +39,34 @@ def create_engine(settings: Settings) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+def _bounded_connect(url, timeout_s: float, timeout: int):
+    """asyncmy's connect_timeout covers the TCP connect only; a server that accepts and then
+    never greets would hold the connecting request forever. The whole connect (greeting and
+    login included) is bounded here, and every later read by `read_timeout`: far above the
+    lock-wait timeout, so a lock wait still ends as the retryable lock timeout, and long enough
+    for an operator's big scan."""
+    import asyncmy
+    import asyncmy.connection
+
+    # The dialect's own arguments (host, user, client_flag FOUND_ROWS, ...), as without a creator.
+    _, kwargs = url.get_dialect()().create_connect_args(url)
+    kwargs["connect_timeout"] = timeout
+    if _accepts(asyncmy.connection.Connection, "read_timeout"):
+        kwargs["read_timeout"] = max(30, 6 * timeout)
+
+    async def connect():
+        return await asyncio.wait_for(asyncmy.connect(**kwargs), timeout_s)
+
+    return connect
+
+
+def _accepts(callable_, name: str) -> bool:
+    try:
+        return name in inspect.signature(callable_).parameters
+    except (TypeError, ValueError):  # a compiled class without a signature: assume not
+        return False
 
 
 def _sqlite_engine(settings: Settings) -> AsyncEngine:

@@ -59,7 +59,11 @@ commands = sa.Table(
     sa.Column("response_body", sa.Text, nullable=True),
     sa.Column("response_headers", sa.Text, nullable=True),  # JSON object
     sa.Column("expires_at", Timestamp, nullable=True),
-    sa.UniqueConstraint("idempotency_key", name="uq_commands_idempotency_key"),
+    # Who sent the command: the `sub` of its bearer token ("anonymous" with authentication
+    # off, "system" in-process; "" for commands recorded before 0002 added the column).
+    sa.Column("subject", sa.String(255), nullable=False),
+    # An Idempotency-Key belongs to its subject: two callers may pick the same key.
+    sa.UniqueConstraint("subject", "idempotency_key", name="uq_commands_subject_idempotency_key"),
     sa.Index("ix_commands_expires_at", "expires_at"),
 )
 

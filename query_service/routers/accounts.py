@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query
 from query_service import views
 from query_service.consistency import Consistency, read_consistent
 from query_service.cursors import decode_cursor, encode_cursor
-from query_service.deps import ConsistencyDep, Db
+from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.schemas import AccountView, TransactionPage
+from shared.auth import Principal, forbidden
 from shared.http import ERROR_RESPONSES, ApiError
 from shared.readmodel import ACCOUNTS, TRANSACTIONS
 
@@ -18,22 +19,29 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 VIEW_ERRORS = {k: ERROR_RESPONSES[k] for k in (404, 422, 503)}
 
 
-async def _account(db: Db, account_id: UUID, consistency: Consistency) -> dict:
+async def _account(db: Db, account_id: UUID, consistency: Consistency,
+                   reader: Principal) -> dict:
+    """The account view, if the reader may see it (a customer's token: its own accounts)."""
     key = str(account_id)
     doc = await read_consistent(
         lambda: db[ACCOUNTS].find_one({"_id": key}),
-        lambda d: consistency.wants(key, d["version"] if d else None),
+        # Another customer's account is refused at once, without waiting for versions.
+        lambda d: consistency.wants(key, d["version"] if d else None)
+        and (d is None or reader.may_see_customer(d["customer_id"])),
         consistency,
     )
     if doc is None:
         raise ApiError(404, "account_not_found", f"account {key} does not exist")
+    if not reader.may_see_customer(doc["customer_id"]):
+        raise forbidden(f"account {key} belongs to another customer")
     return doc
 
 
 @router.get("/{account_id}", response_model=AccountView, responses=VIEW_ERRORS,
             summary="One account: balance, status, version, transaction count")
-async def account(account_id: UUID, db: Db, consistency: ConsistencyDep) -> dict:
-    return views.account_view(await _account(db, account_id, consistency))
+async def account(account_id: UUID, db: Db, consistency: ConsistencyDep,
+                  reader: Reader) -> dict:
+    return views.account_view(await _account(db, account_id, consistency, reader))
 
 
 @router.get("/{account_id}/transactions", response_model=TransactionPage,
@@ -42,6 +50,7 @@ async def transactions(
     account_id: UUID,
     db: Db,
     consistency: ConsistencyDep,
+    reader: Reader,
     from_: Annotated[datetime | None,
                      Query(alias="from", description="ISO 8601, inclusive")] = None,
     to: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
@@ -50,7 +59,7 @@ async def transactions(
 ) -> dict:
     # The account view is written after its transactions, so once it holds a version, the
     # history holds every entry up to that version.
-    await _account(db, account_id, consistency)
+    await _account(db, account_id, consistency, reader)
     match: dict = {"account_id": str(account_id)}
     window = {}
     if from_ is not None:

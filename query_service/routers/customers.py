@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query
 from query_service import views
 from query_service.consistency import Consistency, read_consistent
 from query_service.cursors import decode_cursor, encode_cursor
-from query_service.deps import ConsistencyDep, Db
+from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.schemas import AccountList, Customer360, CustomerPage, CustomerStats
+from shared.auth import Principal, forbidden
 from shared.http import ERROR_RESPONSES, ApiError
 from shared.readmodel import CUSTOMERS, DAILY_STATS
 
@@ -29,8 +30,11 @@ def customer_behind(customer_id: str, consistency: Consistency):
     return behind
 
 
-async def _registered_customer(db: Db, customer_id: UUID, consistency: Consistency) -> dict:
+async def _registered_customer(db: Db, customer_id: UUID, consistency: Consistency,
+                               reader: Principal) -> dict:
     key = str(customer_id)
+    if not reader.may_see_customer(key):
+        raise forbidden(f"customer {key} is not the customer this token acts for")
     doc = await read_consistent(lambda: db[CUSTOMERS].find_one({"_id": key}),
                                 customer_behind(key, consistency), consistency)
     # Version 0: account events arrived before the customer's registration was applied.
@@ -43,6 +47,7 @@ async def _registered_customer(db: Db, customer_id: UUID, consistency: Consisten
             summary="Search customers by name or email")
 async def search_customers(
     db: Db,
+    reader: Reader,
     q: Annotated[str, Query(max_length=200,
                             description="case-insensitive text in name or email")] = "",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -53,8 +58,10 @@ async def search_customers(
     match: dict = {"version": {"$gte": 1}}
     if needle:
         match["$or"] = [{"name_lower": {"$regex": needle}}, {"email_lower": {"$regex": needle}}]
+    if reader.restricted:  # a customer's token finds at most its own customer
+        match["_id"] = {"$eq": reader.customer_id}
     if cursor is not None:
-        match["_id"] = {"$gt": decode_cursor(cursor, {"after": str})["after"]}
+        match.setdefault("_id", {})["$gt"] = decode_cursor(cursor, {"after": str})["after"]
     docs = await db[CUSTOMERS].find(match, {"name": 1, "email": 1}).sort("_id", 1) \
         .limit(limit + 1).to_list()
     page = docs[:limit]
@@ -64,14 +71,16 @@ async def search_customers(
 
 @router.get("/{customer_id}", response_model=Customer360, responses=VIEW_ERRORS,
             summary="Customer 360: profile, every account, totals per currency")
-async def customer_360(customer_id: UUID, db: Db, consistency: ConsistencyDep) -> dict:
-    return views.customer_360(await _registered_customer(db, customer_id, consistency))
+async def customer_360(customer_id: UUID, db: Db, consistency: ConsistencyDep,
+                       reader: Reader) -> dict:
+    return views.customer_360(await _registered_customer(db, customer_id, consistency, reader))
 
 
 @router.get("/{customer_id}/accounts", response_model=AccountList, responses=VIEW_ERRORS,
             summary="The customer's accounts, closed ones included")
-async def customer_accounts(customer_id: UUID, db: Db, consistency: ConsistencyDep) -> dict:
-    doc = await _registered_customer(db, customer_id, consistency)
+async def customer_accounts(customer_id: UUID, db: Db, consistency: ConsistencyDep,
+                            reader: Reader) -> dict:
+    doc = await _registered_customer(db, customer_id, consistency, reader)
     return {"items": [views.account_summary(a) for a in doc["accounts"]]}
 
 
@@ -81,6 +90,7 @@ async def customer_stats(
     customer_id: UUID,
     db: Db,
     consistency: ConsistencyDep,
+    reader: Reader,
     from_: Annotated[date | datetime | None,
                      Query(alias="from", description="first day (ISO 8601), inclusive")] = None,
     to: Annotated[date | datetime | None,
@@ -88,7 +98,7 @@ async def customer_stats(
 ) -> dict:
     # Statistics are written before the customer view, so a customer view that holds the
     # token's versions means the statistics hold them too.
-    await _registered_customer(db, customer_id, consistency)
+    await _registered_customer(db, customer_id, consistency, reader)
     match: dict = {"customer_id": str(customer_id)}
     window = {}
     if from_ is not None:

@@ -95,10 +95,18 @@ def stop_dev(process: subprocess.Popen) -> int:
             process.kill()
 
 
-def eventually_get(url: str, check, timeout_s: float = 10.0) -> httpx.Response:
+def banner_token(banner: str) -> dict[str, str]:
+    """The admin token `dev` prints (`export TOKEN=...`), as request headers."""
+    found = re.search(r"export TOKEN=(\S+)", banner)
+    assert found, f"no admin token in the banner:\n{banner}"
+    return {"Authorization": f"Bearer {found.group(1)}"}
+
+
+def eventually_get(url: str, check, timeout_s: float = 10.0,
+                   headers: dict | None = None) -> httpx.Response:
     deadline = time.monotonic() + timeout_s
     while True:
-        response = httpx.get(url)
+        response = httpx.get(url, headers=headers)
         if check(response) or time.monotonic() > deadline:
             return response
         time.sleep(0.02)
@@ -111,16 +119,21 @@ def test_dev_runs_the_whole_stack_stops_cleanly_and_keeps_its_data(tmp_path):
     try:
         banner = wait_for_banner(dev)
         assert commands in banner and queries in banner and "curl" in banner
-        customer = httpx.post(f"{commands}/v1/customers",
+        auth = banner_token(banner)
+        # Authentication is on in dev: no token, no entry.
+        assert httpx.post(f"{commands}/v1/customers", json={
+            "name": "No Token", "email": "none@example.com"}).status_code == 401
+        customer = httpx.post(f"{commands}/v1/customers", headers=auth,
                               json={"name": "Dev User", "email": "dev@example.com"}).json()
-        account = httpx.post(f"{commands}/v1/accounts", json={
+        account = httpx.post(f"{commands}/v1/accounts", headers=auth, json={
             "customer_id": customer["customer_id"], "type": "checking", "currency": "INR",
             "initial_deposit": "10.00"}).json()
-        httpx.post(f"{commands}/v1/accounts/{account['account_id']}/withdrawals",
+        httpx.post(f"{commands}/v1/accounts/{account['account_id']}/withdrawals", headers=auth,
                    json={"amount": "4.00"}).raise_for_status()
         view = eventually_get(f"{queries}/v1/customers/{customer['customer_id']}",
                               lambda r: r.status_code == 200
-                              and r.json()["summary"]["balances"] == {"INR": "6.00"})
+                              and r.json()["summary"]["balances"] == {"INR": "6.00"},
+                              headers=auth)
         assert view.json()["summary"]["balances"] == {"INR": "6.00"}, view.text
     finally:
         code = stop_dev(dev)
@@ -131,17 +144,18 @@ def test_dev_runs_the_whole_stack_stops_cleanly_and_keeps_its_data(tmp_path):
     assert _no_process_uses(tmp_path)
 
     # A second start reuses the data: the write model and the read models survive, and the
-    # new (empty) broker is re-fed what the read side had not applied yet.
+    # new (empty) broker is re-fed what the read side had not applied yet. The development
+    # secret is kept too, so the first start's token is still accepted.
     dev = start_dev(tmp_path, command_port, query_port)
     try:
         wait_for_banner(dev)
-        again = httpx.get(f"{queries}/v1/customers/{customer['customer_id']}")
+        again = httpx.get(f"{queries}/v1/customers/{customer['customer_id']}", headers=auth)
         assert again.status_code == 200 and again.json()["summary"]["balances"] == {"INR": "6.00"}
         deposit = httpx.post(f"{commands}/v1/accounts/{account['account_id']}/deposits",
-                             json={"amount": "1.00"})
+                             headers=auth, json={"amount": "1.00"})
         assert deposit.status_code == 201 and deposit.json()["version"] == 3
         view = eventually_get(f"{queries}/v1/accounts/{account['account_id']}",
-                              lambda r: r.json().get("version") == 3)
+                              lambda r: r.json().get("version") == 3, headers=auth)
         assert view.json()["balance"] == "7.00"
     finally:
         assert stop_dev(dev) == 0

@@ -10,6 +10,7 @@ import pytest
 
 from command_service.db.migrate import upgrade_to_head
 from shared.config import Settings
+from tests.conftest import TEST_JWT_SECRET
 from tests.scenarios import open_deposit_withdraw_and_see_the_views
 from tests.stack import Stack
 
@@ -53,6 +54,7 @@ async def test_the_pipeline_runs_on_mysql_kafka_and_mongodb(containers):
         kafka_topic=f"events-{uuid.uuid4().hex[:8]}",
         mongo_url=containers["mongo"],
         mongo_database="cqrs_containers",
+        auth_jwt_secret=TEST_JWT_SECRET,
     )
     await asyncio.to_thread(upgrade_to_head, settings.database_url)
     async with Stack(settings) as stack:

@@ -20,7 +20,14 @@ from projector.consumer import Projector
 from projector.store import ReadStore
 from shared.envelope import EventEnvelope
 from shared.kafka import ensure_topic, make_consumer
-from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, TRANSACTIONS, make_mongo_client
+from shared.readmodel import (
+    ACCOUNTS,
+    CUSTOMERS,
+    DAILY_STATS,
+    TRANSACTIONS,
+    ViewDatabase,
+    make_mongo_client,
+)
 from tests.conftest import ServerProcess
 
 
@@ -110,7 +117,7 @@ async def test_every_event_delivered_twice_is_applied_once(engine, settings, rea
     customer_id, account_id, events = await write_history(engine, settings)
     await publish(settings, events + events)  # a relay crash before marking, say
 
-    async with RunningProjector(settings, ReadStore(read_db)) as running:
+    async with RunningProjector(settings, ReadStore(ViewDatabase(read_db))) as running:
         await until(lambda: _consumed(running, len(events) * 2))
 
     await assert_views_exact(read_db, customer_id, account_id)
@@ -127,7 +134,7 @@ async def test_a_gap_is_held_back_until_the_missing_event_arrives(engine, settin
     missing = account_events[1]  # version 2
     await publish(settings, [e for e in events if e is not missing])
 
-    async with RunningProjector(settings, ReadStore(read_db)):
+    async with RunningProjector(settings, ReadStore(ViewDatabase(read_db))):
         await until(lambda: _at_version(read_db, account_id, 1))
         await asyncio.sleep(0.5)
         assert await account_version(read_db, account_id) == 1  # v3, v4 wait for v2
@@ -146,7 +153,7 @@ async def test_a_crash_after_the_writes_but_before_the_commit_reapplies_nothing(
         engine, settings, read_db):
     customer_id, account_id, events = await write_history(engine, settings)
     await publish(settings, events)
-    store = ReadStore(read_db)
+    store = ReadStore(ViewDatabase(read_db))
 
     # First run: apply everything, then "crash" before committing any offset (a consumer
     # outside the group stands in for the crashed member, so the group has nothing committed).
@@ -189,7 +196,7 @@ async def test_a_read_store_outage_pauses_the_projector_without_committing_or_sk
     try:
         store_server.stop()
         await publish(settings, events)
-        async with RunningProjector(local, ReadStore(read_db)) as running:
+        async with RunningProjector(local, ReadStore(ViewDatabase(read_db))) as running:
             await asyncio.sleep(3)  # consumes, fails to write, backs off
             committed = [await running.consumer.committed(tp)
                          for tp in running.consumer.assignment()]
@@ -212,7 +219,7 @@ async def test_offsets_are_committed_only_up_to_a_held_event(engine, settings, r
     held_back = [e for e in events if e is not account_events[1]]
     await publish(settings, held_back)
 
-    async with RunningProjector(settings, ReadStore(read_db)) as running:
+    async with RunningProjector(settings, ReadStore(ViewDatabase(read_db))) as running:
         await until(lambda: _at_version(read_db, account_id, 1))
         await asyncio.sleep(0.5)
         committed = await running.consumer.committed(TopicPartition(settings.kafka_topic, 0))

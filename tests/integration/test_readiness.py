@@ -10,6 +10,7 @@ from cli.devstack import free_port
 from command_service.api.app import create_app as create_command_app
 from query_service.app import create_app as create_query_app
 from shared.worker import InLoopServer
+from tests.stack import admin_headers
 
 
 async def _readyz(app) -> tuple[httpx.Response, float]:
@@ -54,7 +55,8 @@ async def test_a_command_while_the_database_is_down_is_503_with_retry_after(sett
     server = InLoopServer(create_command_app(down), lifespan="on")
     port = await server.start()
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                     headers=admin_headers(down)) as http:
             response = await http.post("/v1/customers",
                                        json={"name": "Down", "email": "down@example.com"})
     finally:

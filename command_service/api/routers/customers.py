@@ -16,8 +16,10 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
              responses={k: ERROR_RESPONSES[k] for k in (409, 413, 422, 503)},
              summary="Register a customer")
 async def register_customer(body: RegisterCustomerIn, run: Runner):
+    # A customer's token registers its own customer: that id, unless the body names another
+    # (which the service then refuses).
     command = RegisterCustomer(
         name=body.name, email=str(body.email),
-        customer_id=str(body.customer_id or uuid.uuid4()),
+        customer_id=str(body.customer_id or run.own_customer_id() or uuid.uuid4()),
     )
     return await run(command, 201)

@@ -1,0 +1,1 @@
+"""One module per measurement; each `run(ctx)` returns a JSON-ready dict."""

@@ -1,0 +1,156 @@
+"""2. Relay: events/s published by `OutboxRelay` from a pre-filled outbox, side by side with
+raw aiokafka producing the very same messages (read back from that outbox) with the same
+producer settings, to a topic with the same partitions on the same broker. Every size of
+`relay_sizes` is measured (how cost grows); the main size also serves the peer."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import sqlalchemy as sa
+
+from bench.context import Context
+from bench.profiling import Recording
+from bench.raw import raw_produce
+from bench.stats import CpuMeter, latency_summary, rate, ratio
+from bench.workload import fill_write_model
+from command_service.db.engine import create_engine
+from command_service.db.tables import outbox
+from command_service.relay import LeaderLease, OutboxRelay, outbox_backlog, resend_from
+from shared.kafka import ensure_topic, make_producer
+
+BIGGER_BATCH = 5000
+
+
+async def drain_outbox(settings, engine, expected: int, max_seconds: float | None = None
+                       ) -> dict:
+    """The project's relay, claim-publish-mark cycle after cycle, until `expected` rows are
+    published (or `max_seconds` pass). Returns the rate and each cycle's duration: the time a
+    row waits from its claim until its sent mark is committed."""
+    await ensure_topic(settings)
+    producer = make_producer(settings)
+    await producer.start()
+    lease = LeaderLease(engine, settings.relay_lease_s)
+    try:
+        relay = OutboxRelay(engine, producer, lease, batch_size=settings.relay_batch_size,
+                            idle_poll_s=settings.relay_idle_poll_ms / 1000)
+        phases = _time_phases(relay)
+        published, cycles, empty = 0, [], 0
+        started = time.perf_counter()
+        while published < expected:
+            if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                break
+            cycle = time.perf_counter()
+            n = await relay.run_once()
+            if n:
+                cycles.append(time.perf_counter() - cycle)
+                published += n
+            else:
+                empty += 1
+                if empty > 200:
+                    raise RuntimeError(f"the relay stopped at {published} of {expected} rows")
+        elapsed = time.perf_counter() - started
+    finally:
+        await producer.stop()
+        await lease.release()  # the next measurement's relay must not wait out the lease
+    return {"events": published, "seconds": round(elapsed, 2),
+            "events_per_s": rate(published, elapsed),
+            "batch_size": settings.relay_batch_size,
+            "row_publish_latency": latency_summary(cycles),
+            "share_of_time": {name: round(spent / elapsed, 3) for name, spent in phases.items()}}
+
+
+def _time_phases(relay: OutboxRelay) -> dict[str, float]:
+    """Time spent in each step of the relay's cycle, by wrapping the instance's own methods
+    (the claim query, the publish and its acks, the sent mark); a step a later version of
+    the relay no longer has is simply left out."""
+    spent: dict[str, float] = {}
+    for name, label in (("_claim", "claim query"), ("_publish", "publish + acks"),
+                        ("_mark_sent", "mark sent")):
+        method = getattr(relay, name, None)
+        if method is None:
+            continue
+        spent[label] = 0.0
+
+        async def timed(*args, _method=method, _label=label, **kwargs):
+            started = time.perf_counter()
+            try:
+                return await _method(*args, **kwargs)
+            finally:
+                spent[_label] += time.perf_counter() - started
+
+        setattr(relay, name, timed)
+    return spent
+
+
+async def outbox_messages(engine) -> list[tuple[bytes, bytes, list]]:
+    """(key, value, headers) of every outbox row, as the relay sends them."""
+    import json
+
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(outbox.c.message_key, outbox.c.payload,
+                                             outbox.c.headers).order_by(outbox.c.id))).all()
+    return [(key.encode(), payload.encode(),
+             [(k, v.encode()) for k, v in json.loads(headers).items()])
+            for key, payload, headers in rows]
+
+
+async def _one_size(ctx: Context, size: int, keep: bool) -> dict:
+    database = await ctx.backends.new_write_database(f"relay{size}")
+    settings = ctx.backends.settings(database, f"relay{size}")
+    engine = create_engine(settings)
+    try:
+        ctx.say(f"relay: filling an outbox of {size:,} rows")
+        await fill_write_model(engine, settings.kafka_topic, size)
+        ctx.say(f"relay: publishing {size:,} rows with OutboxRelay")
+        meter = CpuMeter({"bench (relay)": os.getpid(),
+                          "tansu": ctx.backends.broker.pid}).start()
+        ours = await drain_outbox(settings, engine, size)
+        ours["cpu_cores"] = meter.stop()
+        backlog, _ = await outbox_backlog(engine)
+        ours["unsent_after"] = backlog
+        messages = await outbox_messages(engine)
+        raw_settings = settings.model_copy(update={"kafka_topic": settings.kafka_topic + "-raw"})
+        await ensure_topic(raw_settings)
+        ctx.say(f"relay: producing the same {len(messages):,} messages with raw aiokafka")
+        raw_s = await raw_produce(raw_settings, raw_settings.kafka_topic, messages)
+        raw = {"events": len(messages), "seconds": round(raw_s, 2),
+               "events_per_s": rate(len(messages), raw_s)}
+        result = {"outbox_rows": size, "ours": ours, "raw": raw,
+                  "ratio": ratio(ours["events_per_s"], raw["events_per_s"])}
+        if keep:
+            # The same rows again with a bigger claim (CQRS_RELAY_BATCH_SIZE): the knob.
+            await resend_from(engine, 1)
+            bigger = settings.model_copy(update={"relay_batch_size": BIGGER_BATCH})
+            ctx.say(f"relay: the same rows again with batches of {BIGGER_BATCH:,}")
+            tuned = await drain_outbox(bigger, engine, size)
+            result["ours_bigger_batch"] = {
+                **tuned, "ratio": ratio(tuned["events_per_s"], raw["events_per_s"])}
+        if keep and ctx.profile:
+            ctx.say("relay: profiling OutboxRelay (the same outbox, queued again)")
+            await resend_from(engine, 1)
+            async with Recording(os.getpid(), ctx.sizes.profile_seconds,
+                                 ctx.log_dir / "profile-relay.txt", "relay (in the bench "
+                                 "process)") as rec:
+                await drain_outbox(settings, engine, size, ctx.sizes.profile_seconds + 0.5)
+            result["profile"] = rec.summary
+        if keep:
+            ctx.shared["outbox"] = {"database": database, "settings": settings,
+                                    "messages": messages, "ours": ours, "raw": raw}
+        return result
+    finally:
+        await engine.dispose()
+        if not keep:
+            await ctx.backends.drop_write_database(database)
+
+
+async def run(ctx: Context) -> dict:
+    sizes = ctx.sizes
+    runs = []
+    for size in sizes.relay_sizes:
+        runs.append(await _one_size(ctx, size, keep=size == sizes.relay_main))
+    main = next(r for r in runs if r["outbox_rows"] == sizes.relay_main)
+    return {"what": "OutboxRelay.run_once until a pre-filled outbox is sent, vs aiokafka "
+                    "producing the same messages (acks=all, same linger and batch size)",
+            **main, "by_size": runs}

@@ -1,0 +1,55 @@
+"""One process of the system, for a bench run: `python -m bench.service ROLE --port N`, with
+its settings in the CQRS_* environment like any deployment.
+
+The APIs are served by `shared.worker.InLoopServer` (uvicorn in the process's own loop) and
+the workers by their own `serve_relay` / `serve_projector`, so the bench measures the code
+that ships. Each role is its own process so that the load generator never shares a core's
+time slice with what it measures, and so that py-spy can sample one role at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from shared.config import load_settings
+from shared.observability import configure_logging
+from shared.worker import InLoopServer, stop_on_signals
+
+ROLES = ("command-api", "query-api", "relay", "projector")
+
+
+async def serve(role: str, port: int) -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    stop = stop_on_signals()
+    if role == "relay":
+        from command_service.relay_worker import serve_relay
+
+        await serve_relay(settings, "127.0.0.1", port, stop)
+        return
+    if role == "projector":
+        from projector.worker import serve_projector
+
+        await serve_projector(settings, "127.0.0.1", port, stop)
+        return
+    if role == "command-api":
+        from command_service.api.app import create_app
+    else:
+        from query_service.app import create_app
+    server = InLoopServer(create_app(settings), port=port, lifespan="on")
+    await server.start()
+    await stop.wait()
+    await server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.service")
+    parser.add_argument("role", choices=ROLES)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    asyncio.run(serve(args.role, args.port))
+
+
+if __name__ == "__main__":
+    main()

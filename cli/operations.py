@@ -1,0 +1,168 @@
+"""Operator commands: rebuild, verify [--repair], dlq list|show|retry|discard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from cli.status import collect_status, render
+from command_service.db.engine import create_engine
+from projector.dead_letters import DeadLetters
+from projector.rebuild import rebuild as rebuild_views
+from projector.store import ReadStore
+from projector.verify import find_drift, repair
+from shared.config import Settings
+from shared.readmodel import VIEWS, ViewDatabase, make_mongo_client
+
+console = Console()
+dlq_app = typer.Typer(help="Inspect and resolve dead-lettered events.", no_args_is_help=True)
+
+
+@asynccontextmanager
+async def _backends(settings: Settings):
+    engine = create_engine(settings)
+    client = make_mongo_client(settings)
+    try:
+        yield engine, client[settings.mongo_database]
+    finally:
+        await client.close()
+        await engine.dispose()
+
+
+def _run(settings_or_exit: Callable[[], Settings],
+         work: Callable[..., Awaitable[int | None]]) -> None:
+    settings = settings_or_exit()
+
+    async def main() -> int | None:
+        async with _backends(settings) as (engine, db):
+            return await work(engine, db)
+
+    raise typer.Exit(asyncio.run(main()) or 0)
+
+
+def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None:
+    @app.command()
+    def rebuild(view: Annotated[list[str] | None, typer.Option(
+            help=f"view(s) to replace: {', '.join(VIEWS)} (default: all)")] = None) -> None:
+        """Rebuild read models from the events table into fresh collections, then switch."""
+
+        async def work(engine, db) -> int:
+            with Progress("[progress.description]{task.description}", BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+                task = bar.add_task("projecting the event log", total=None)
+                report = await rebuild_views(
+                    engine, db, view, progress=lambda n: bar.advance(task, n),
+                    on_total=lambda total: bar.update(task, total=total))
+            console.print(f"rebuilt from {report.events} events in {report.seconds:.1f}s; "
+                          f"now serving: {', '.join(report.switched.values())}; "
+                          "`cqrs-accounts verify` compares them with the write model")
+            return 0
+
+        _run(settings_or_exit, work)
+
+    @app.command()
+    def verify(fix: Annotated[bool, typer.Option(
+            "--repair", help="re-project the customers whose views differ")] = False) -> None:
+        """Compare the write model with every read model; exit 1 when they differ."""
+
+        async def work(engine, db) -> int:
+            views = ViewDatabase(db)
+            drift = await find_drift(engine, views)
+            if not drift:
+                console.print("[green]no drift[/green]: every read model matches the write model")
+                return 0
+            table = Table("view", "document", "field", "expected", "actual")
+            for d in drift[:200]:
+                table.add_row(d.view, d.doc_id, d.field, str(d.expected)[:60], str(d.actual)[:60])
+            console.print(table)
+            console.print(f"[red]{len(drift)} difference(s)[/red]")
+            if not fix:
+                return 1
+            repaired = await repair(engine, views, {d.customer_id for d in drift if d.customer_id})
+            remaining = await find_drift(engine, views)
+            console.print(f"repaired {repaired} customer(s); {len(remaining)} difference(s) left")
+            return 1 if remaining else 0
+
+        _run(settings_or_exit, work)
+
+    @app.command()
+    def status() -> None:
+        """One screen: outbox backlog, active relay, lag per partition and view, dead letters."""
+        settings = settings_or_exit()
+
+        async def work(engine, db) -> int:
+            console.print(render(await collect_status(settings, engine, db)))
+            return 0
+
+        _run(lambda: settings, work)
+
+    @dlq_app.command("list")
+    def dlq_list(aggregate: Annotated[str | None, typer.Option()] = None) -> None:
+        """Parked events, by aggregate and version."""
+
+        async def work(engine, db) -> int:
+            entries = await DeadLetters(db).list(aggregate)
+            table = Table("id", "aggregate", "version", "type", "parked at", "error")
+            for e in entries:
+                table.add_row(e["_id"], e["aggregate_id"] or "-", str(e["version"] or "-"),
+                              e["event_type"] or "-", str(e["parked_at"])[:19], e["error"][:70])
+            console.print(table)
+            console.print(f"{len(entries)} parked event(s)")
+            return 0
+
+        _run(settings_or_exit, work)
+
+    @dlq_app.command("show")
+    def dlq_show(entry_id: str) -> None:
+        """One parked event in full."""
+
+        async def work(engine, db) -> int:
+            entry = await DeadLetters(db).get(entry_id)
+            if entry is None:
+                console.print(f"no dead letter {entry_id}")
+                return 1
+            console.print_json(json.dumps(entry, default=str))
+            return 0
+
+        _run(settings_or_exit, work)
+
+    @dlq_app.command("retry")
+    def dlq_retry(aggregate: Annotated[str | None, typer.Option(
+            help="only this aggregate (default: every parked aggregate)")] = None) -> None:
+        """Apply parked events again, in order, after the cause was fixed."""
+
+        async def work(engine, db) -> int:
+            report = await DeadLetters(db).retry(ReadStore(ViewDatabase(db)), aggregate)
+            console.print(f"applied {report.applied}, already applied {report.already_applied}")
+            for aggregate_id, reason in report.still_parked.items():
+                console.print(f"[yellow]still parked[/yellow] {aggregate_id}: {reason}")
+            return 1 if report.still_parked else 0
+
+        _run(settings_or_exit, work)
+
+    @dlq_app.command("discard")
+    def dlq_discard(entry_ids: Annotated[list[str] | None, typer.Argument()] = None,
+                    aggregate: Annotated[str | None, typer.Option()] = None) -> None:
+        """Give up on parked events (then run `verify --repair` for their aggregate)."""
+
+        async def work(engine, db) -> int:
+            try:
+                count = await DeadLetters(db).discard(entry_ids, aggregate)
+            except ValueError as exc:
+                console.print(str(exc))
+                return 2
+            console.print(f"discarded {count} event(s); run `cqrs-accounts verify --repair` "
+                          "to bring their views back in line with the write model")
+            return 0
+
+        _run(settings_or_exit, work)
+
+    app.add_typer(dlq_app, name="dlq")

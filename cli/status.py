@@ -1,0 +1,123 @@
+"""`cqrs-accounts status`: one screen answering "is it healthy, how far behind is each read
+model, what is failing": outbox backlog, the active relay, consumer lag per partition, how
+far each view trails the event log, and dead letters."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pymongo.asynchronous.database import AsyncDatabase
+from rich.console import Group
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from command_service.db.tables import events, relay_lease
+from command_service.relay import outbox_backlog
+from projector.dead_letters import PARKED
+from shared.config import Settings
+from shared.readmodel import ACCOUNTS, CUSTOMERS, DEAD_LETTERS, VIEWS, ViewDatabase
+
+
+@dataclass
+class Status:
+    unsent: int = 0
+    oldest_unsent_s: float | None = None
+    relay_holder: str | None = None
+    relay_lease_expires: datetime | None = None
+    events_total: int = 0
+    newest_event_at: datetime | None = None
+    partitions: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)
+    broker_error: str | None = None
+    views: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
+    parked: int = 0
+
+    def lag(self) -> dict[int, int | None]:
+        """Per partition; never below 0 (Tansu's end offsets can under-report)."""
+        return {p: (max(0, end - committed) if end is not None and committed is not None
+                    else None)
+                for p, (end, committed) in self.partitions.items()}
+
+
+async def collect_status(settings: Settings, engine: AsyncEngine, db: AsyncDatabase) -> Status:
+    status = Status()
+    status.unsent, status.oldest_unsent_s = await outbox_backlog(engine)
+    async with engine.connect() as conn:
+        lease = (await conn.execute(sa.select(relay_lease))).first()
+        status.events_total, newest = (await conn.execute(
+            sa.select(sa.func.count(), sa.func.max(events.c.occurred_at)))).one()
+    if lease is not None:
+        status.relay_holder, status.relay_lease_expires = lease.holder, lease.expires_at
+    status.newest_event_at = newest.replace(tzinfo=UTC) if newest else None
+
+    views = await ViewDatabase(db).refresh()
+    for view in VIEWS:
+        count = await views[view].estimated_document_count()
+        newest_doc = None
+        if view in (ACCOUNTS, CUSTOMERS):
+            latest = await views[view].find({}, {"updated_at": 1}).sort(
+                "updated_at", -1).limit(1).to_list()
+            newest_doc = latest[0]["updated_at"] if latest else None
+        status.views[view] = (count, newest_doc)
+    status.parked = await db[DEAD_LETTERS].count_documents({"status": PARKED})
+
+    try:
+        status.partitions = await _partition_offsets(settings)
+    except Exception as exc:  # the screen still shows everything else
+        status.broker_error = f"{exc.__class__.__name__}: {exc}"[:200]
+    return status
+
+
+async def _partition_offsets(settings: Settings) -> dict[int, tuple[int | None, int | None]]:
+    """Per partition: the end offset and the projector group's committed offset. A consumer
+    that names the group but subscribes to nothing reads the group's offsets without joining
+    it (so it never triggers a rebalance of the running projectors)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                group_id=settings.kafka_consumer_group,
+                                enable_auto_commit=False, request_timeout_ms=5000)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(settings.kafka_topic)
+        if partitions is None:
+            await consumer.topics()
+            partitions = consumer.partitions_for_topic(settings.kafka_topic) or set()
+        tps = [TopicPartition(settings.kafka_topic, p) for p in sorted(partitions)]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        return {tp.partition: (ends.get(tp), await consumer.committed(tp)) for tp in tps}
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+
+
+def render(status: Status) -> Group:
+    now = datetime.now(UTC)
+    overview = Table(title="cqrs-accounts status", show_header=False)
+    overview.add_row("events in the log", str(status.events_total))
+    overview.add_row("outbox backlog", f"{status.unsent} unsent" + (
+        f", oldest {status.oldest_unsent_s:.1f}s" if status.oldest_unsent_s else ""))
+    holder = status.relay_holder or "none"
+    if status.relay_lease_expires is not None:
+        expires = status.relay_lease_expires.replace(tzinfo=UTC)
+        holder += " (lease expired)" if expires < now else ""
+    overview.add_row("active relay", holder)
+    overview.add_row("dead letters", f"{status.parked} parked")
+
+    partitions = Table("partition", "end offset", "committed", "lag", title="projector group")
+    for partition, (end, committed) in status.partitions.items():
+        lag = status.lag()[partition]
+        partitions.add_row(str(partition), str(end), str(committed),
+                           "?" if lag is None else str(lag))
+    if status.broker_error:
+        partitions.add_row("-", "-", "-", f"broker: {status.broker_error}")
+
+    views = Table("view", "documents", "newest update", "behind the log",
+                  title="read models")
+    for view, (count, newest) in status.views.items():
+        behind = "-"
+        if newest is not None and status.newest_event_at is not None:
+            behind = f"{max(0.0, (status.newest_event_at - newest).total_seconds()):.1f}s"
+        views.add_row(view, str(count), str(newest)[:23] if newest else "-", behind)
+    return Group(overview, partitions, views)

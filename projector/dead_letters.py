@@ -1,0 +1,129 @@
+"""The dead-letter store: events the projector could not apply, parked with their reason.
+
+Once an event of an aggregate is parked, every later event of that aggregate is parked behind
+it, so the aggregate's order survives; `retry` re-applies an aggregate's parked events in
+version order through the same planner as the live projector, and `discard` gives up on them
+(the aggregate's views then need `verify --repair`). Undecodable messages are parked too, but
+can only be discarded.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from pymongo import ReplaceOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from projector.store import ReadStore, WriteConflictError, project_events
+from shared.envelope import EventEnvelope, utc_now
+from shared.readmodel import DEAD_LETTERS
+
+PARKED = "parked"
+
+
+@dataclass
+class RetryReport:
+    applied: int = 0
+    already_applied: int = 0
+    still_parked: dict[str, str] = field(default_factory=dict)  # aggregate -> reason
+
+
+class DeadLetters:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._collection = db[DEAD_LETTERS]
+
+    async def parked_aggregates(self, aggregate_ids: set[str]) -> set[str]:
+        """Which of these aggregates have parked events (one query)."""
+        if not aggregate_ids:
+            return set()
+        cursor = self._collection.find(
+            {"aggregate_id": {"$in": sorted(aggregate_ids)}, "status": PARKED},
+            {"aggregate_id": 1})
+        return {doc["aggregate_id"] async for doc in cursor}
+
+    async def park(self, entries: list[tuple[EventEnvelope, str, int, int]]) -> None:
+        """(event, reason, partition, offset). Idempotent: an event is parked once."""
+        now = utc_now()
+        await self._collection.bulk_write([
+            ReplaceOne({"_id": event.event_id}, {
+                "aggregate_id": event.aggregate_id, "aggregate_type": event.aggregate_type,
+                "version": event.version, "event_type": event.event_type,
+                "envelope": event.to_json(), "error": reason, "status": PARKED,
+                "partition": partition, "offset": offset, "parked_at": now,
+            }, upsert=True)
+            for event, reason, partition, offset in entries
+        ], ordered=False)
+
+    async def park_undecodable(self, messages: list[tuple[object, object, str]]) -> None:
+        now = utc_now()
+        await self._collection.bulk_write([
+            ReplaceOne({"_id": f"undecodable:{partition.partition}:{message.offset}"}, {
+                "aggregate_id": None, "version": None, "event_type": None,
+                "envelope": (message.value or b"").decode(errors="replace"),
+                "key": (message.key or b"").decode(errors="replace"),
+                "error": reason, "status": PARKED, "partition": partition.partition,
+                "offset": message.offset, "parked_at": now,
+            }, upsert=True)
+            for partition, message, reason in messages
+        ], ordered=False)
+
+    async def list(self, aggregate_id: str | None = None) -> list[dict]:
+        query: dict = {"status": PARKED}
+        if aggregate_id:
+            query["aggregate_id"] = aggregate_id
+        return await self._collection.find(query).sort(
+            [("aggregate_id", 1), ("version", 1)]).to_list()
+
+    async def get(self, entry_id: str) -> dict | None:
+        return await self._collection.find_one({"_id": entry_id})
+
+    async def retry(self, store: ReadStore, aggregate_id: str | None = None) -> RetryReport:
+        """Apply the parked events of each aggregate, in version order. What applies (or was
+        applied meanwhile) leaves the store; what still fails stays parked, in order."""
+        report = RetryReport()
+        by_aggregate: dict[str, list[dict]] = defaultdict(list)
+        for entry in await self.list(aggregate_id):
+            if entry["aggregate_id"] is None:
+                report.still_parked[entry["_id"]] = "undecodable: can only be discarded"
+                continue
+            by_aggregate[entry["aggregate_id"]].append(entry)
+        for aggregate, entries in by_aggregate.items():
+            events = [EventEnvelope.from_json(e["envelope"]) for e in entries]
+            for _ in range(20):
+                try:
+                    plan = await project_events(store, events)
+                    break
+                except WriteConflictError:
+                    continue
+            else:
+                report.still_parked[aggregate] = "kept conflicting with another writer"
+                continue
+            done = {e.event_id for e in plan.applied} | {e.event_id for e in plan.duplicates}
+            report.applied += len(plan.applied)
+            report.already_applied += len(plan.duplicates)
+            if done:
+                await self._collection.delete_many({"_id": {"$in": sorted(done)}})
+            if plan.failed:
+                event, error = plan.failed[0]
+                await self._collection.update_one({"_id": event.event_id},
+                                                  {"$set": {"error": error}})
+                report.still_parked[aggregate] = f"v{event.version}: {error}"
+            elif plan.held:
+                report.still_parked[aggregate] = (
+                    f"v{plan.held[0].version} waits for an earlier version the views lack; "
+                    "run `cqrs-accounts verify --repair`")
+        return report
+
+    async def discard(self, entry_ids: list[str] | None = None,
+                      aggregate_id: str | None = None) -> int:
+        query: dict = {"status": PARKED}
+        if entry_ids:
+            query["_id"] = {"$in": entry_ids}
+        if aggregate_id:
+            query["aggregate_id"] = aggregate_id
+        if not entry_ids and not aggregate_id:
+            raise ValueError("name the entries or the aggregate to discard")
+        result = await self._collection.update_many(
+            query, {"$set": {"status": "discarded", "discarded_at": utc_now()}})
+        return result.modified_count

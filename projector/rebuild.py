@@ -1,0 +1,115 @@
+"""`rebuild`: project the event log into fresh collections while the old ones keep serving,
+then switch every reader and writer to them with one registry write.
+
+1. Replay the whole events table into new collections (`accounts__r<time>`, …), in batches,
+   through the same planner as the live projector.
+2. Catch up: replay again from a little before where the last pass ended (positions can
+   commit slightly out of order; the version guards make the overlap harmless) until the
+   tail is short.
+3. Switch the registry. The query service and the projector re-read it within a second.
+4. Once they have, catch up once more into the switched collections from before where the
+   last pass ended: an event the live projector wrote into the old collections just before
+   it followed the switch is in the events table too, so nothing that arrived during the
+   rebuild is lost. (The live projector writes the same collections by now; every write is
+   guarded by the revision it read, so the two never overwrite each other.)
+5. Drop what no longer serves. `verify` afterwards compares the result with the write model.
+
+All views are rebuilt together, because the dependent views (transactions, statistics, the
+customer's account entries) are gated by the account view's version; `--view` chooses which
+of the fresh collections take over, and the others are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pymongo.asynchronous.database import AsyncDatabase
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from projector.event_log import count_events, last_position, read_events
+from projector.store import ReadStore, WriteConflictError, project_events
+from shared.envelope import EventEnvelope
+from shared.readmodel import (
+    REGISTRY_TTL_S,
+    VIEWS,
+    ViewDatabase,
+    ensure_indexes,
+    read_registry,
+    switch_views,
+)
+
+CATCH_UP_OVERLAP = 1000  # positions re-read at each catch-up pass
+SETTLE_S = 2 * REGISTRY_TTL_S + 0.5  # until every process has followed the switch
+
+
+@dataclass
+class RebuildReport:
+    events: int
+    switched: dict[str, str]
+    seconds: float
+
+
+Progress = Callable[[int], None]  # called with the number of events just projected
+
+
+async def _replay(engine: AsyncEngine, store: ReadStore, after: int,
+                  progress: Progress | None = None) -> tuple[int, int]:
+    """Project every event above `after`; returns (events projected, last position seen)."""
+    held: list[EventEnvelope] = []
+    seen, last = 0, after
+    async for batch in read_events(engine, after_position=after):
+        plan = await _project(store, held + batch)
+        held = plan.held  # a version whose predecessor commits later: retried with the next
+        seen += len(batch)
+        last = batch[-1].position
+        if progress:
+            progress(len(batch))
+    if held:
+        await _project(store, held)
+    return seen, last
+
+
+async def _project(store: ReadStore, events: list[EventEnvelope]):
+    for _ in range(20):
+        try:
+            return await project_events(store, events)
+        except WriteConflictError:
+            continue
+    raise RuntimeError("the rebuild kept conflicting with another writer")
+
+
+async def rebuild(engine: AsyncEngine, db: AsyncDatabase, views: list[str] | None = None,
+                  progress: Progress | None = None,
+                  on_total: Callable[[int], None] | None = None) -> RebuildReport:
+    started = time.monotonic()
+    chosen = list(views or VIEWS)
+    unknown = set(chosen) - set(VIEWS)
+    if unknown:
+        raise ValueError(f"unknown view(s) {sorted(unknown)}; choose from {list(VIEWS)}")
+    tag = time.strftime("r%Y%m%d%H%M%S")
+    fresh = {view: f"{view}__{tag}" for view in VIEWS}
+    await ensure_indexes(db, fresh)
+    store = ReadStore(ViewDatabase(db, fixed=fresh))
+
+    if on_total:
+        on_total(await count_events(engine))
+    total, last = await _replay(engine, store, 0, progress)
+    for _ in range(10):  # catch up with what was written meanwhile
+        _, last = await _replay(engine, store, max(0, last - CATCH_UP_OVERLAP))
+        if await last_position(engine) - last < CATCH_UP_OVERLAP:
+            break
+
+    old = await read_registry(db)
+    switched = {view: fresh[view] for view in chosen}
+    await switch_views(db, switched)
+    await asyncio.sleep(SETTLE_S)
+
+    await _replay(engine, ReadStore(ViewDatabase(db)), max(0, last - CATCH_UP_OVERLAP))
+
+    for view in VIEWS:
+        retired = old[view] if view in switched else fresh[view]
+        await db.drop_collection(retired)
+    return RebuildReport(total, switched, time.monotonic() - started)

@@ -1,0 +1,49 @@
+"""A token bucket per key (the command service keys it by token subject).
+
+Each key's bucket holds at most `burst` tokens and refills at `rate` tokens per second; a
+request takes one token or is told how long until one is there. Buckets live in this process
+(several command-service processes each allow the rate), and the number of keys is bounded:
+the least recently used bucket is dropped first, which can only ever be generous.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+
+class TokenBucketLimiter:
+    def __init__(self, rate: float, burst: int, max_keys: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def acquire(self, key: str) -> float:
+        """Take a token for `key`: 0.0 when granted, else the seconds until one is there."""
+        if not self.enabled:
+            return 0.0
+        now = self._clock()
+        tokens, at = self._buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if tokens >= 1.0:
+            self._remember(key, tokens - 1.0, now)
+            return 0.0
+        self._remember(key, tokens, now)
+        return (1.0 - tokens) / self.rate
+
+    def _remember(self, key: str, tokens: float, now: float) -> None:
+        self._buckets[key] = (tokens, now)
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+
+
+def retry_after_header(wait_s: float) -> str:
+    """Retry-After is whole seconds; never 0, so a client that honours it does wait."""
+    return str(max(1, math.ceil(wait_s)))

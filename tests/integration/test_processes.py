@@ -1,0 +1,213 @@
+"""The real processes, started from the console script: clean SIGTERM, and kill -9 at random
+moments during a stream of commands without losing or doubling any effect."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+from cli.devstack import free_port
+from command_service.api.app import create_app as create_command_app
+from projector.event_log import count_events
+from projector.verify import find_drift
+from shared.config import Settings
+from shared.readmodel import ViewDatabase
+from shared.worker import InLoopServer
+from tests.stack import admin_headers
+
+SCRIPT = Path(sys.executable).with_name("cqrs-accounts")
+CHAOS_COMMANDS = int(os.environ.get("CQRS_CHAOS_COMMANDS", "1500"))
+
+
+def process_env(settings: Settings) -> dict[str, str]:
+    """The settings as the CQRS_* environment a process reads them from."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is None:
+            continue
+        env[f"CQRS_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+class Process:
+    def __init__(self, role: str, settings: Settings, log_dir: Path) -> None:
+        self.role, self.env, self.log_dir = role, process_env(settings), log_dir
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_dir / f"{self.role}.log", "ab")  # noqa: SIM115 (the child owns it)
+        self.process = subprocess.Popen([str(SCRIPT), self.role, "--port", str(self.port)],
+                                        env=self.env, stdout=log, stderr=log)
+
+    async def ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=2) as http:
+            while time.monotonic() < deadline:
+                assert self.process.poll() is None, f"{self.role} exited: {self.tail()}"
+                try:
+                    if (await http.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"{self.role} not ready: {self.tail()}")
+
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL: no cleanup at all
+        self.process.wait()
+
+    def terminate(self, timeout_s: float = 30) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"{self.role} ignored SIGTERM for {timeout_s}s") from None
+
+    def tail(self) -> str:
+        return (self.log_dir / f"{self.role}.log").read_text(errors="replace")[-3000:]
+
+
+async def test_every_process_starts_alone_and_exits_0_on_sigterm(settings, tmp_path):
+    processes = [Process(role, settings, tmp_path)
+                 for role in ("command-api", "query-api", "relay", "projector")]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            await process.ready()
+    finally:
+        codes = {p.role: p.terminate() for p in processes}
+    assert codes == {"command-api": 0, "query-api": 0, "relay": 0, "projector": 0}, [
+        p.tail() for p in processes]
+
+
+async def test_kill_9_of_relay_and_projector_during_a_stream_loses_and_doubles_nothing(
+        settings, engine, read_db, tmp_path):
+    rng = random.Random(1123)
+    relay, projector = Process("relay", settings, tmp_path), Process("projector", settings,
+                                                                     tmp_path)
+    relay.start()
+    projector.start()
+    api = InLoopServer(create_command_app(settings), lifespan="on")
+    port = await api.start()
+    kills = 0
+    started = time.monotonic()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                     headers=admin_headers(settings)) as http:
+            customer = (await http.post("/v1/customers", json={
+                "name": "Chaos", "email": "chaos@example.com"})).json()["customer_id"]
+            accounts = []
+            for currency in ("USD", "USD", "USD", "USD", "EUR", "EUR"):
+                accounts.append((await http.post("/v1/accounts", json={
+                    "customer_id": customer, "type": "checking", "currency": currency,
+                    "initial_deposit": "500.00"})).json()["account_id"])
+            usd, eur = accounts[:4], accounts[4:]
+            done = asyncio.Event()
+
+            async def one_command(i: int) -> None:
+                pool = usd if i % 3 else eur
+                kind = rng.random()
+                if kind < 0.4:
+                    await http.post(f"/v1/accounts/{rng.choice(pool)}/deposits",
+                                    json={"amount": f"{rng.randint(1, 999) / 100:.2f}"})
+                elif kind < 0.6:
+                    await http.post(f"/v1/accounts/{rng.choice(pool)}/withdrawals",
+                                    json={"amount": f"{rng.randint(1, 999) / 100:.2f}"})
+                else:
+                    source, target = rng.sample(pool, 2)
+                    await http.post("/v1/transfers", json={
+                        "from_account_id": source, "to_account_id": target,
+                        "amount": f"{rng.randint(1, 2000) / 100:.2f}"})
+
+            async def stream() -> None:
+                limit = asyncio.Semaphore(8)
+
+                async def limited(i: int) -> None:
+                    async with limit:
+                        await one_command(i)
+                await asyncio.gather(*(limited(i) for i in range(CHAOS_COMMANDS)))
+                done.set()
+
+            async def chaos() -> None:
+                nonlocal kills
+                while not done.is_set():
+                    await asyncio.sleep(rng.uniform(0.3, 1.5))
+                    victim = rng.choice([relay, projector])
+                    victim.kill()
+                    kills += 1
+                    await asyncio.sleep(rng.uniform(0.0, 0.5))
+                    victim.start()
+
+            await asyncio.gather(stream(), chaos())
+        streamed = time.monotonic() - started
+        await relay.ready()
+        await projector.ready()
+
+        views = ViewDatabase(read_db)
+        deadline = time.monotonic() + 240
+        while (drift := await find_drift(engine, views)) and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+        converged = time.monotonic() - started - streamed
+    finally:
+        await api.stop()
+        for process in (relay, projector):
+            if process.process.poll() is None:
+                process.terminate()
+    print(f"\nchaos: {CHAOS_COMMANDS} commands, {await count_events(engine)} events, "
+          f"{kills} kill -9, streamed in {streamed:.1f}s, converged {converged:.1f}s later")
+    assert kills >= 3
+    assert drift == [], drift[:10]
+
+
+async def test_after_the_broker_loses_its_memory_resend_from_converges_the_views(
+        settings, engine, read_db, tmp_path):
+    from cli.devstack import broker_command
+    from command_service.relay import resend_from
+    from tests.conftest import ServerProcess
+    from tests.stack import Stack
+
+    broker = ServerProcess("tansu-amnesia", broker_command, tmp_path / "tansu.log")
+    broker.start()
+    local = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{broker.port}"})
+    try:
+        async with Stack(local) as stack:
+            customer = (await stack.commands.post("/v1/customers", json={
+                "name": "Amnesia", "email": "amnesia@example.com"})).json()["customer_id"]
+            account = (await stack.commands.post("/v1/accounts", json={
+                "customer_id": customer, "type": "savings", "currency": "GBP",
+                "initial_deposit": "10.00"})).json()["account_id"]
+            await stack.eventually(f"/v1/accounts/{account}", lambda r: r.status_code == 200)
+
+            await stack.projector.stop()  # events published now are lost with the broker
+            for _ in range(5):
+                await stack.commands.post(f"/v1/accounts/{account}/deposits",
+                                          json={"amount": "1.00"})
+            await asyncio.sleep(1)  # the relay has published and marked them sent
+            broker.stop()
+            broker.start()  # same address, empty memory: no topic, no offsets
+
+            assert await resend_from(engine, 1) > 0  # what an operator runs after such a loss
+            stack.projector.start()
+            await stack.eventually(f"/v1/accounts/{account}",
+                                   lambda r: r.json().get("version") == 6, timeout_s=60)
+            deadline = time.monotonic() + 30
+            while (drift := await find_drift(engine, ViewDatabase(read_db))) \
+                    and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+            assert drift == []
+    finally:
+        broker.stop()
