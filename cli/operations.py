@@ -16,11 +16,12 @@ from rich.table import Table
 from cli.status import collect_status, render
 from command_service.db.engine import create_engine
 from projector.dead_letters import DeadLetters
+from projector.rebuild import RebuildIncomplete
 from projector.rebuild import rebuild as rebuild_views
 from projector.store import ReadStore
-from projector.verify import find_drift, repair
+from projector.verify import find_lasting_drift, repair
 from shared.config import Settings
-from shared.readmodel import VIEWS, ViewDatabase, make_mongo_client
+from shared.readmodel import ViewDatabase, make_mongo_client
 
 console = Console()
 dlq_app = typer.Typer(help="Inspect and resolve dead-lettered events.", no_args_is_help=True)
@@ -50,17 +51,21 @@ def _run(settings_or_exit: Callable[[], Settings],
 
 def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None:
     @app.command()
-    def rebuild(view: Annotated[list[str] | None, typer.Option(
-            help=f"view(s) to replace: {', '.join(VIEWS)} (default: all)")] = None) -> None:
-        """Rebuild read models from the events table into fresh collections, then switch."""
+    def rebuild() -> None:
+        """Rebuild every read model from the events table into fresh collections, then
+        switch to them together (the dependent views are only consistent as one set)."""
 
         async def work(engine, db) -> int:
             with Progress("[progress.description]{task.description}", BarColumn(),
                           MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
                 task = bar.add_task("projecting the event log", total=None)
-                report = await rebuild_views(
-                    engine, db, view, progress=lambda n: bar.advance(task, n),
-                    on_total=lambda total: bar.update(task, total=total))
+                try:
+                    report = await rebuild_views(
+                        engine, db, progress=lambda n: bar.advance(task, n),
+                        on_total=lambda total: bar.update(task, total=total))
+                except RebuildIncomplete as exc:
+                    console.print(f"[red]rebuild stopped, nothing switched:[/red] {exc}")
+                    return 1
             console.print(f"rebuilt from {report.events} events in {report.seconds:.1f}s; "
                           f"now serving: {', '.join(report.switched.values())}; "
                           "`cqrs-accounts verify` compares them with the write model")
@@ -75,7 +80,7 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
 
         async def work(engine, db) -> int:
             views = ViewDatabase(db)
-            drift = await find_drift(engine, views)
+            drift = await find_lasting_drift(engine, views)
             if not drift:
                 console.print("[green]no drift[/green]: every read model matches the write model")
                 return 0
@@ -87,7 +92,7 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
             if not fix:
                 return 1
             repaired = await repair(engine, views, {d.customer_id for d in drift if d.customer_id})
-            remaining = await find_drift(engine, views)
+            remaining = await find_lasting_drift(engine, views)
             console.print(f"repaired {repaired} customer(s); {len(remaining)} difference(s) left")
             return 1 if remaining else 0
 

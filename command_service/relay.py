@@ -7,7 +7,10 @@ Guarantees it carries (DESIGN.md):
    commits late with a lower AUTO_INCREMENT id is still picked up.
 3. Per-aggregate order: one relay holds the leader lease at a time and publishes rows in id
    order with the aggregate id as key. One aggregate's rows are written by transactions that
-   hold its row lock, so their ids are in commit order.
+   hold its row lock, so their ids are in commit order; after a failed send, the aggregate's
+   later rows in the batch are not marked sent, so they go out again after it. A relay that
+   stalls past its lease while a standby takes over can send a row twice (the read side
+   skips the duplicate); the projector holds any version that arrives before its predecessor.
 """
 
 from __future__ import annotations
@@ -139,7 +142,10 @@ class OutboxRelay:
                 pause = self._idle_poll_s if self.is_leader else self._lease.renew_interval_s
                 await sleep_unless_stopped(stop, pause)
         if self.is_leader:
-            await self._lease.release()
+            try:
+                await self._lease.release()
+            except Exception as exc:  # the lease then simply expires; a standby takes over
+                log.warning("could not release the leader lease: %s", exc.__class__.__name__)
 
     async def run_once(self) -> int:
         """One claim-publish-mark cycle; returns how many rows were published."""
@@ -182,8 +188,15 @@ class OutboxRelay:
             pending.append(await self._producer.send(
                 row.topic, value=row.payload.encode(), key=row.key.encode(), headers=headers))
         results = await asyncio.gather(*pending, return_exceptions=True)
-        sent = [row.id for row, result in zip(rows, results, strict=True)
-                if not isinstance(result, BaseException)]
+        # Mark an aggregate's rows sent only up to its first failure: a later row that got
+        # through is sent again after the failed one, so the broker keeps version order.
+        failed_keys: set[str] = set()
+        sent = []
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                failed_keys.add(row.key)
+            elif row.key not in failed_keys:
+                sent.append(row.id)
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, BaseException) or log.isEnabledFor(logging.DEBUG):
                 _log_publish(row, result)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from command_service.db.engine import create_engine
@@ -49,16 +51,33 @@ async def serve_relay(settings: Settings, host: str, port: int,
                 if stop.is_set():
                     return
                 await ensure_topic(settings)
-        await producer.start()
+                producer = await _started_producer(settings, producer)
         lease = LeaderLease(engine, settings.relay_lease_s)
         relay = OutboxRelay(engine, producer, lease, batch_size=settings.relay_batch_size,
                             idle_poll_s=settings.relay_idle_poll_ms / 1000)
         log.info("relay %s started", lease.holder)
         monitor = asyncio.create_task(monitor_backlog(engine, stop))
-        await relay.run(stop)
-        await monitor
+        try:
+            await relay.run(stop)
+        finally:
+            monitor.cancel()
     finally:
         await producer.stop()
         await ops.stop()
         await engine.dispose()
         log.info("relay stopped")
+
+
+async def _started_producer(settings: Settings, previous: AIOKafkaProducer) -> AIOKafkaProducer:
+    """Start a producer; a failed start leaves a client that cannot be started again, so each
+    attempt gets a fresh one."""
+    with contextlib.suppress(Exception):
+        await previous.stop()
+    producer = make_producer(settings)
+    try:
+        await producer.start()
+    except Exception:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        raise
+    return producer

@@ -19,6 +19,7 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     wait_random_exponential,
 )
 
@@ -29,9 +30,13 @@ from command_service.domain.errors import DomainError, NotFoundError
 from command_service.handlers import HANDLERS
 from command_service.idempotency import IdempotencyKey, IdempotencyRaceError, StoredResponse
 from command_service.metrics import COMMANDS
-from command_service.unit_of_work import CommandRecord, ConcurrentUpdateError, SqlUnitOfWork
+from command_service.unit_of_work import (
+    CommandRecord,
+    ConcurrentUpdateError,
+    SqlUnitOfWork,
+    unique_violation,
+)
 from shared.auth import SYSTEM, Principal
-from shared.envelope import EventEnvelope
 from shared.observability import LOG_CONTEXT, bind
 from shared.tracing import span
 
@@ -58,7 +63,6 @@ class CommandResult:
     command_id: str
     body: dict  # response body including command_id
     versions: dict[str, int]
-    events: list[EventEnvelope]
     response: StoredResponse | None = None  # what `render` made of it, when given
 
 
@@ -66,6 +70,12 @@ Refusal = DomainError | NotFoundError | Forbidden
 # Turns a result or a refusal into the exact HTTP response; called inside the transaction so
 # that an idempotent command stores the very bytes its first caller receives.
 Render = Callable[[CommandResult | Refusal], StoredResponse]
+
+
+def _with_owners(versions: dict[str, int], owners: dict[str, str]) -> dict[str, int]:
+    """Also name each account's version under "<customer id>/<account id>", so a customer's
+    views can wait for an account they do not list yet (one just opened)."""
+    return {**versions, **{f"{owners[a]}/{a}": v for a, v in versions.items() if a in owners}}
 
 
 class CommandService:
@@ -103,7 +113,8 @@ class CommandService:
             check_command(principal, command)
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(is_transient_conflict),
-                stop=stop_after_attempt(self._max_attempts),
+                # Bounded in tries and in time: a request never queues for minutes.
+                stop=stop_after_attempt(self._max_attempts) | stop_after_delay(10),
                 wait=wait_random_exponential(multiplier=0.002, max=0.25),
                 reraise=True,
             ):
@@ -113,9 +124,9 @@ class CommandService:
                         outcome = await handler(uow, command, created_at)
                         result = CommandResult(command_id,
                                                {**outcome.body, "command_id": command_id},
-                                               outcome.versions, [])
+                                               _with_owners(outcome.versions, uow.owners()))
                         response = render(result) if render else None
-                        stored = await uow.commit(CommandRecord(
+                        await uow.commit(CommandRecord(
                             command_id, command_type, created_at, idempotency, response,
                             subject))
         except (DomainError, NotFoundError, Forbidden) as refusal:
@@ -135,7 +146,7 @@ class CommandService:
             raise
         COMMANDS.labels(command_type, "completed").inc()
         audit.info("command %s %s by %r: completed", command_id, command_type, subject)
-        return replace(result, events=stored, response=response)
+        return replace(result, response=response)
 
     async def _record_failure(self, record: CommandRecord, refusal: Refusal) -> None:
         """Only the command log learns of a refusal: no state, event or outbox row."""
@@ -144,7 +155,7 @@ class CommandService:
             async with self._engine.begin() as conn:
                 await conn.execute(commands.insert().values(**record.row("failed", error)))
         except IntegrityError as exc:
-            if record.idempotency is not None and "idempotency_key" in str(exc.orig).lower():
+            if record.idempotency is not None and unique_violation(exc) == "idempotency":
                 raise IdempotencyRaceError() from exc
             log.exception("could not record failed command %s", record.command_id)
         except Exception:  # the refusal is the answer; losing its log entry must not hide it

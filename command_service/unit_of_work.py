@@ -8,6 +8,7 @@ the state change it describes was committed.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,6 +122,7 @@ class SqlUnitOfWork:
                 account_type=AccountType(row["account_type"]), currency=row["currency"],
                 balance_minor=row["balance_minor"], status=AccountStatus(row["status"]),
                 version=row["version"], freeze_reason=row["freeze_reason"],
+                changed_at=row["updated_at"].replace(tzinfo=UTC),
             )
             loaded[account_id] = self._track(account, account.version)
         return loaded
@@ -139,6 +141,11 @@ class SqlUnitOfWork:
 
     def add(self, aggregate: Customer | Account) -> None:
         self._track(aggregate, None)
+
+    def owners(self) -> dict[str, str]:
+        """account id -> customer id, for every account this command touched."""
+        return {a.account_id: a.customer_id for a, _ in self._tracked.values()
+                if isinstance(a, Account) and a.pending_events}
 
     def _track(self, aggregate, loaded_version):
         self._tracked[id(aggregate)] = (aggregate, loaded_version)
@@ -176,7 +183,9 @@ class SqlUnitOfWork:
         else:
             table, key = accounts, accounts.c.account_id == aggregate.account_id
             values = dict(balance_minor=aggregate.balance_minor, status=str(aggregate.status),
-                          version=aggregate.version, updated_at=now,
+                          version=aggregate.version,
+                          updated_at=_naive_utc(aggregate.changed_at) if aggregate.changed_at
+                          else now,
                           freeze_reason=aggregate.freeze_reason)
             insert_only = dict(account_id=aggregate.account_id,
                                customer_id=aggregate.customer_id,
@@ -242,15 +251,48 @@ def _with_position(envelope: EventEnvelope, position: int) -> EventEnvelope:
                             "position": position})
 
 
+# What a unique violation names, on each backend: MySQL/MariaDB the index ("for key
+# 'uq_…'" or 'PRIMARY'), SQLite the columns ("UNIQUE constraint failed: commands.subject, …").
+# Parsed from those parts only: the rest of the message quotes user data (the duplicate value).
+_MYSQL_KEY = re.compile(r"for key '(?:\w+\.)?(\w+)'\s*$")
+_SQLITE_COLUMNS = re.compile(r"UNIQUE constraint failed: ([\w., ]+)$")
+_INSERT_TABLE = re.compile(r"INSERT INTO [`\"]?(\w+)", re.IGNORECASE)
+_VIOLATIONS = {
+    "uq_commands_subject_idempotency_key": "idempotency",
+    "commands.subject,commands.idempotency_key": "idempotency",
+    "uq_events_aggregate_version": "aggregate_version",
+    "events.aggregate_id,events.version": "aggregate_version",
+    "uq_customers_email_normalized": "email",
+    "customers.email_normalized": "email",
+    "customers.primary": "id", "customers.customer_id": "id",
+    "accounts.primary": "id", "accounts.account_id": "id",
+}
+
+
+def unique_violation(exc: IntegrityError) -> str | None:
+    """Which uniqueness rule an IntegrityError broke: idempotency, aggregate_version, email,
+    id, or None for anything else."""
+    message = str(exc.orig.args[-1] if exc.orig.args else exc.orig).strip()
+    if found := _MYSQL_KEY.search(message):
+        name = found.group(1).lower()
+        if name == "primary":
+            table = _INSERT_TABLE.search(exc.statement or "")
+            name = f"{table.group(1).lower() if table else '?'}.primary"
+        return _VIOLATIONS.get(name)
+    if found := _SQLITE_COLUMNS.search(message):
+        return _VIOLATIONS.get(found.group(1).replace(" ", "").lower())
+    return None
+
+
 def _translate_integrity_error(exc: IntegrityError) -> Exception:
     """A unique index caught a race the pre-checks could not (two requests at once)."""
-    text = str(exc.orig).lower()
-    if "idempotency_key" in text:
+    violation = unique_violation(exc)
+    if violation == "idempotency":
         return IdempotencyRaceError()
-    if "uq_events_aggregate_version" in text or "events.aggregate_id" in text:
+    if violation == "aggregate_version":
         return ConcurrentUpdateError("another command appended to the aggregate first")
-    if "email" in text:
+    if violation == "email":
         return EmailTakenError()
-    if "primary" in text or "customers.customer_id" in text or "accounts.account_id" in text:
+    if violation == "id":
         return AlreadyExistsError("a customer or account", "with this id")
     return exc

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Gauge, Histogram
 from pymongo.errors import PyMongoError
@@ -49,7 +50,6 @@ CONSUMER_LAG = Gauge("cqrs_projector_consumer_lag_events",
                      "Messages on the broker not yet consumed, per partition (approximate on "
                      "Tansu, whose end offsets can under-report)", ["partition"])
 
-MAX_CONFLICT_RETRIES = 20
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class RetryPolicy:
     max_attempts: int = 5
     first_backoff_s: float = 0.2
     max_backoff_s: float = 30.0
+    gap_timeout_s: float = 120.0  # a missing version that long overdue is parked, not awaited
 
     def backoff_s(self, attempts: int) -> float:
         return min(self.first_backoff_s * 2 ** (attempts - 1), self.max_backoff_s)
@@ -101,6 +102,7 @@ class Projector(ConsumerRebalanceListener):
         self._retry = retry or RetryPolicy()
         self._held: list[_Pending] = []
         self._failures: dict[tuple[str, int], _Failure] = {}
+        self._gap_since: dict[tuple[str, int], float] = {}  # held event -> when first held
         self._undecodable: list[tuple[TopicPartition, object, str]] = []
         self._lag_measured_at = float("-inf")
         self.last_plan: BatchPlan | None = None
@@ -130,7 +132,13 @@ class Projector(ConsumerRebalanceListener):
                 continue
             if not await self._project_until_done(pending, stop):
                 return  # stopping mid-outage: nothing committed, everything re-delivered
-            await self._commit(batch)
+            try:
+                await self._commit(batch)
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                # A rebalance or a coordinator hiccup: what we wrote is durable and idempotent,
+                # and whoever owns the partitions now re-reads from the last commit.
+                log.warning("offset commit failed (%s); the batch will be re-delivered",
+                            exc.__class__.__name__)
             await self._measure_lag()
 
     def _decode(self, batch: dict[TopicPartition, list]) -> list[_Pending]:
@@ -158,10 +166,11 @@ class Projector(ConsumerRebalanceListener):
                 await self.project(self._held + pending)
                 return True
             except WriteConflictError as exc:
+                # Another projector wrote the same documents (a rebalance overlap): plan again
+                # from fresh reads, backing off a little more each time.
                 conflicts += 1
-                if conflicts > MAX_CONFLICT_RETRIES:
-                    raise
                 log.info("write conflict, planning the batch again: %s", exc)
+                await sleep_unless_stopped(stop, min(0.01 * 2 ** min(conflicts, 9), 5.0))
             except PyMongoError as exc:
                 log.warning("read store unavailable (%s); retrying in %.1fs",
                             exc.__class__.__name__, delay)
@@ -196,6 +205,7 @@ class Projector(ConsumerRebalanceListener):
 
         parking = [(p, "an earlier event of this aggregate is parked") for p in to_park]
         parking += self._judge_failures(plan, to_plan)
+        parking += self._overdue_gaps(plan, to_plan, {id(p) for p, _ in parking})
         if parking:
             await self._dead_letters.park(
                 [(p.event, error, p.partition.partition, p.offset) for p, error in parking])
@@ -250,6 +260,25 @@ class Projector(ConsumerRebalanceListener):
             self._failures.pop((aggregate_id, version), None)
         return parked
 
+    def _overdue_gaps(self, plan: BatchPlan, to_plan: list[_Pending],
+                      already: set[int]) -> list[tuple[_Pending, str]]:
+        """A gap that stays open past the timeout (its missing version was lost, or
+        discarded) would hold the partition's commit forever: park it and what follows."""
+        now = time.monotonic()
+        held = {(e.aggregate_id, e.version) for e in plan.held}
+        self._gap_since = {key: self._gap_since.get(key, now) for key in held}
+        overdue: dict[str, int] = {}
+        for (aggregate_id, version), since in self._gap_since.items():
+            if now - since > self._retry.gap_timeout_s:
+                overdue[aggregate_id] = min(version, overdue.get(aggregate_id, version))
+        parked = [(p, f"gap: an earlier version never arrived within "
+                      f"{self._retry.gap_timeout_s:.0f}s")
+                  for p in to_plan if id(p) not in already
+                  and p.event.version >= overdue.get(p.event.aggregate_id, 1 << 62)]
+        for key in [k for k in self._gap_since if k[0] in overdue]:
+            del self._gap_since[key]
+        return parked
+
     def _observe(self, plan: BatchPlan) -> None:
         now = time.time()
         for event in plan.applied:
@@ -266,19 +295,23 @@ class Projector(ConsumerRebalanceListener):
             return
         self._lag_measured_at = time.monotonic()
         for partition in self._consumer.assignment():
-            end = self._consumer.highwater(partition)
-            if end is None:
-                continue
             try:
+                end = self._consumer.highwater(partition)
+                if end is None:
+                    continue
                 position = await self._consumer.position(partition)
-            except Exception:  # reassigned while we looked: measured again in a second
-                continue
+            except (AssertionError, IllegalStateError, KafkaError):
+                continue  # reassigned while we looked: measured again in a second
             CONSUMER_LAG.labels(str(partition.partition)).set(max(0, end - position))
 
     async def _commit(self, batch: dict[TopicPartition, list]) -> None:
-        """Commit each partition up to its last message, or up to its oldest held event."""
+        """Commit each partition we still own up to its last message, or up to its oldest
+        held event. Partitions revoked while the batch was written are someone else's now."""
+        owned = self._consumer.assignment()
+        self._held = [p for p in self._held if p.partition in owned]
         offsets: dict[TopicPartition, int] = {
-            tp: messages[-1].offset + 1 for tp, messages in batch.items() if messages
+            tp: messages[-1].offset + 1 for tp, messages in batch.items()
+            if messages and tp in owned
         }
         for held in self._held:
             offsets[held.partition] = min(offsets.get(held.partition, held.offset), held.offset)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from projector.store import ReadStore, WriteConflictError, project_events
+from projector.store import ReadStore, WriteConflictError, project_with_retries
 from shared.envelope import EventEnvelope, utc_now
 from shared.readmodel import DEAD_LETTERS
 
@@ -82,21 +82,30 @@ class DeadLetters:
         """Apply the parked events of each aggregate, in version order. What applies (or was
         applied meanwhile) leaves the store; what still fails stays parked, in order."""
         report = RetryReport()
+        # Until nothing is left: the live projector may park another event of an aggregate
+        # while we retry it (the aggregate still looked parked), and that one must not stay.
+        for _ in range(10):
+            progressed = await self._retry_once(store, aggregate_id, report)
+            if not progressed:
+                break
+        return report
+
+    async def _retry_once(self, store: ReadStore, aggregate_id: str | None,
+                          report: RetryReport) -> bool:
+        """One pass over what is parked; True when something left the store."""
+        report.still_parked.clear()
         by_aggregate: dict[str, list[dict]] = defaultdict(list)
         for entry in await self.list(aggregate_id):
             if entry["aggregate_id"] is None:
                 report.still_parked[entry["_id"]] = "undecodable: can only be discarded"
                 continue
             by_aggregate[entry["aggregate_id"]].append(entry)
+        progressed = False
         for aggregate, entries in by_aggregate.items():
             events = [EventEnvelope.from_json(e["envelope"]) for e in entries]
-            for _ in range(20):
-                try:
-                    plan = await project_events(store, events)
-                    break
-                except WriteConflictError:
-                    continue
-            else:
+            try:
+                plan = await project_with_retries(store, events)
+            except WriteConflictError:
                 report.still_parked[aggregate] = "kept conflicting with another writer"
                 continue
             done = {e.event_id for e in plan.applied} | {e.event_id for e in plan.duplicates}
@@ -104,6 +113,7 @@ class DeadLetters:
             report.already_applied += len(plan.duplicates)
             if done:
                 await self._collection.delete_many({"_id": {"$in": sorted(done)}})
+                progressed = True
             if plan.failed:
                 event, error = plan.failed[0]
                 await self._collection.update_one({"_id": event.event_id},
@@ -113,7 +123,7 @@ class DeadLetters:
                 report.still_parked[aggregate] = (
                     f"v{plan.held[0].version} waits for an earlier version the views lack; "
                     "run `cqrs-accounts verify --repair`")
-        return report
+        return progressed
 
     async def discard(self, entry_ids: list[str] | None = None,
                       aggregate_id: str | None = None) -> int:

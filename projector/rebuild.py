@@ -14,9 +14,11 @@ then switch every reader and writer to them with one registry write.
    guarded by the revision it read, so the two never overwrite each other.)
 5. Drop what no longer serves. `verify` afterwards compares the result with the write model.
 
-All views are rebuilt together, because the dependent views (transactions, statistics, the
-customer's account entries) are gated by the account view's version; `--view` chooses which
-of the fresh collections take over, and the others are dropped.
+All views are rebuilt and switched together, as one consistent set: the dependent views
+(transactions, statistics, the customer's account entries) are written only when the account
+view takes an event, so a dependent view switched alone would miss the events its old primary
+had already taken. An event that fails to project, or a gap that never fills, stops the
+rebuild before the switch: the serving views are never replaced by incomplete ones.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projector.event_log import count_events, last_position, read_events
-from projector.store import ReadStore, WriteConflictError, project_events
+from projector.store import ReadStore, project_with_retries
 from shared.envelope import EventEnvelope
 from shared.readmodel import (
     REGISTRY_TTL_S,
@@ -45,6 +47,10 @@ CATCH_UP_OVERLAP = 1000  # positions re-read at each catch-up pass
 SETTLE_S = 2 * REGISTRY_TTL_S + 0.5  # until every process has followed the switch
 
 
+class RebuildIncomplete(Exception):
+    """Some events could not be projected; the fresh collections were dropped."""
+
+
 @dataclass
 class RebuildReport:
     events: int
@@ -57,38 +63,30 @@ Progress = Callable[[int], None]  # called with the number of events just projec
 
 async def _replay(engine: AsyncEngine, store: ReadStore, after: int,
                   progress: Progress | None = None) -> tuple[int, int]:
-    """Project every event above `after`; returns (events projected, last position seen)."""
+    """Project every event above `after`; returns (events projected, last position seen).
+    Raises RebuildIncomplete when an event fails or a gap is still open at the end."""
     held: list[EventEnvelope] = []
     seen, last = 0, after
     async for batch in read_events(engine, after_position=after):
-        plan = await _project(store, held + batch)
+        plan = await project_with_retries(store, held + batch)
+        if plan.failed:
+            event, error = plan.failed[0]
+            raise RebuildIncomplete(f"{event.event_type} v{event.version} of "
+                                    f"{event.aggregate_id} cannot be projected: {error}")
         held = plan.held  # a version whose predecessor commits later: retried with the next
         seen += len(batch)
         last = batch[-1].position
         if progress:
             progress(len(batch))
-    if held:
-        await _project(store, held)
+    if held and (await project_with_retries(store, held)).held:
+        raise RebuildIncomplete(f"{len(held)} event(s) wait for versions missing from the log, "
+                                f"e.g. v{held[0].version} of {held[0].aggregate_id}")
     return seen, last
 
 
-async def _project(store: ReadStore, events: list[EventEnvelope]):
-    for _ in range(20):
-        try:
-            return await project_events(store, events)
-        except WriteConflictError:
-            continue
-    raise RuntimeError("the rebuild kept conflicting with another writer")
-
-
-async def rebuild(engine: AsyncEngine, db: AsyncDatabase, views: list[str] | None = None,
-                  progress: Progress | None = None,
+async def rebuild(engine: AsyncEngine, db: AsyncDatabase, progress: Progress | None = None,
                   on_total: Callable[[int], None] | None = None) -> RebuildReport:
     started = time.monotonic()
-    chosen = list(views or VIEWS)
-    unknown = set(chosen) - set(VIEWS)
-    if unknown:
-        raise ValueError(f"unknown view(s) {sorted(unknown)}; choose from {list(VIEWS)}")
     tag = time.strftime("r%Y%m%d%H%M%S")
     fresh = {view: f"{view}__{tag}" for view in VIEWS}
     await ensure_indexes(db, fresh)
@@ -96,20 +94,24 @@ async def rebuild(engine: AsyncEngine, db: AsyncDatabase, views: list[str] | Non
 
     if on_total:
         on_total(await count_events(engine))
-    total, last = await _replay(engine, store, 0, progress)
-    for _ in range(10):  # catch up with what was written meanwhile
-        _, last = await _replay(engine, store, max(0, last - CATCH_UP_OVERLAP))
-        if await last_position(engine) - last < CATCH_UP_OVERLAP:
-            break
+    try:
+        total, last = await _replay(engine, store, 0, progress)
+        for _ in range(10):  # catch up with what was written meanwhile
+            _, last = await _replay(engine, store, max(0, last - CATCH_UP_OVERLAP))
+            if await last_position(engine) - last < CATCH_UP_OVERLAP:
+                break
+    except RebuildIncomplete:
+        for collection in fresh.values():
+            await db.drop_collection(collection)
+        raise
 
     old = await read_registry(db)
-    switched = {view: fresh[view] for view in chosen}
+    switched = dict(fresh)
     await switch_views(db, switched)
     await asyncio.sleep(SETTLE_S)
 
     await _replay(engine, ReadStore(ViewDatabase(db)), max(0, last - CATCH_UP_OVERLAP))
 
     for view in VIEWS:
-        retired = old[view] if view in switched else fresh[view]
-        await db.drop_collection(retired)
+        await db.drop_collection(old[view])
     return RebuildReport(total, switched, time.monotonic() - started)

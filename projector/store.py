@@ -9,6 +9,8 @@ overwriting: the batch is then planned again from fresh reads.
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import Counter
 from pymongo import ReplaceOne
 from pymongo.errors import BulkWriteError
@@ -103,3 +105,15 @@ async def project_events(store: ReadStore, events: list[EventEnvelope]) -> Batch
     plan = plan_batch(events, loaded[ACCOUNTS], loaded[CUSTOMERS], loaded[DAILY_STATS])
     await store.write(plan, loaded)
     return plan
+
+
+async def project_with_retries(store: ReadStore, events: list[EventEnvelope],
+                               attempts: int = 50) -> BatchPlan:
+    """project_events, planned again from fresh reads while another writer (the live
+    projector) keeps winning the race, with a growing pause."""
+    for attempt in range(attempts):
+        try:
+            return await project_events(store, events)
+        except WriteConflictError:
+            await asyncio.sleep(min(0.005 * 2 ** min(attempt, 8), 1.0))
+    raise WriteConflictError(f"still conflicting after {attempts} attempts")

@@ -11,6 +11,7 @@ projector writing at the same moment is never overwritten.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,6 +133,19 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
     drift += [Drift(DAILY_STATS, doc_id, "_id", None, doc_id, doc.get("customer_id"))
               for doc_id, doc in actual_stats.items()]
     return drift
+
+
+async def find_lasting_drift(engine: AsyncEngine, views: ViewDatabase,
+                             settle_s: float = 2.0) -> list[Drift]:
+    """Drift that is not just lag: under live load a view trails the write model for a moment,
+    so a difference counts only if it is still there, unchanged, `settle_s` later."""
+    first = await find_drift(engine, views)
+    if not first or settle_s <= 0:
+        return first
+    await asyncio.sleep(settle_s)
+    seen = {(d.view, d.doc_id, d.field): repr(d.actual) for d in first}
+    return [d for d in await find_drift(engine, views)
+            if seen.get((d.view, d.doc_id, d.field)) == repr(d.actual)]
 
 
 def _entries(doc: Doc) -> list[tuple]:

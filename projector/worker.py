@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
@@ -37,12 +38,13 @@ async def serve_projector(settings: Settings, host: str, port: int,
     bound = await ops.start()
     log.info("projector ops endpoints on http://%s:%d (/healthz /readyz /metrics)", host, bound)
     retry = RetryPolicy(max_attempts=settings.projector_max_attempts,
-                        first_backoff_s=settings.projector_first_backoff_ms / 1000)
-    projector = Projector(consumer, ReadStore(ViewDatabase(db)),
-                          batch_size=settings.projector_batch_size,
-                          poll_ms=settings.projector_poll_ms, retry=retry)
+                        first_backoff_s=settings.projector_first_backoff_ms / 1000,
+                        gap_timeout_s=settings.projector_gap_timeout_s)
+    store = ReadStore(ViewDatabase(db))
     started = False
     try:
+        # The broker and the read store may come up after us: keep trying until both answer
+        # or we are stopped. A consumer whose start failed cannot start again: a fresh one.
         async for attempt in AsyncRetrying(retry=retry_if_exception_type(Exception),
                                            wait=wait_exponential(multiplier=0.2, max=5)):
             with attempt:
@@ -50,9 +52,14 @@ async def serve_projector(settings: Settings, host: str, port: int,
                     return
                 await ensure_indexes(db, await read_registry(db))
                 await ensure_topic(settings)
-        consumer.subscribe([settings.kafka_topic], listener=projector)
-        await consumer.start()
-        started = True
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                consumer = make_consumer(settings)
+                projector = Projector(consumer, store, batch_size=settings.projector_batch_size,
+                                      poll_ms=settings.projector_poll_ms, retry=retry)
+                consumer.subscribe([settings.kafka_topic], listener=projector)
+                await consumer.start()
+                started = True
         log.info("projector started in group %s", settings.kafka_consumer_group)
         await projector.run(stop)
     finally:

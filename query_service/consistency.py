@@ -15,6 +15,7 @@ from shared.http import ApiError
 
 T = TypeVar("T")
 POLL_S = 0.01
+MAX_POLL_S = 0.2
 
 WAITS = Histogram("cqrs_query_consistency_wait_seconds",
                   "Time queries with a consistency token waited for their view",
@@ -42,8 +43,12 @@ async def read_consistent(fetch: Callable[[], Awaitable[T]], behind: Callable[[T
         return result
     started = time.monotonic()
     deadline = started + consistency.wait_s
+    pause = POLL_S
     while time.monotonic() < deadline:
-        await asyncio.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        # 10 ms at first (a caught-up view answers fast), then less often: a slow view must
+        # not be hammered by the requests waiting for it.
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 1.5, MAX_POLL_S)
         result = await fetch()
         if not behind(result):
             WAITS.observe(time.monotonic() - started)

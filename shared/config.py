@@ -78,6 +78,9 @@ class Settings(BaseSettings):
         5, ge=1, le=100, description="tries of a failing event before it is dead-lettered")
     projector_first_backoff_ms: int = Field(
         200, ge=1, le=60_000, description="wait before the first retry; doubles per attempt")
+    projector_gap_timeout_s: float = Field(
+        120.0, gt=0, le=86_400,
+        description="a missing version overdue this long is dead-lettered with what follows it")
 
     # Query service
     consistency_wait_default_ms: int = Field(

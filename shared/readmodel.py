@@ -94,10 +94,6 @@ class ViewDatabase:
             self._read_at = time.monotonic()
         return self
 
-    @property
-    def physical(self) -> dict[str, str]:
-        return dict(self._physical)
-
     def __getitem__(self, view: str) -> AsyncCollection:
         return self.db[self._physical.get(view, view)]
 

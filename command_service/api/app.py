@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from command_service.api.routers import accounts, commands, customers, transfers
 from command_service.db.engine import create_engine
 from command_service.service import CommandService
+from command_service.unit_of_work import ConcurrentUpdateError
 from shared.auth import (
     AUTH_RESPONSES,
     RATE_LIMITED_RESPONSE,
@@ -62,7 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit)
     app.add_middleware(BearerAuthMiddleware)  # no token, nothing else happens
     app.add_middleware(RequestContext, service="command")  # outermost: ids and latency
-    install_error_handlers(app, unavailable=(OperationalError, InterfaceError))
+    # Lock contention that outlasted the retries, and an exhausted connection pool, are
+    # "try again shortly" (503 + Retry-After), not a bug.
+    install_error_handlers(app, unavailable=(OperationalError, InterfaceError, PoolTimeout,
+                                             ConcurrentUpdateError))
     add_error_schema(app)
 
     async def database_answers() -> None:

@@ -109,6 +109,8 @@ class CommandRunner:
         return _respond(result.response)
 
     async def _replay(self) -> Response | None:
+        if self.idempotency is None:
+            return None
         found = await find_stored_response(self.service.engine, self.idempotency.key,
                                            self.sender.subject)
         if found is None:

@@ -65,6 +65,10 @@ class Account:
     status: AccountStatus = AccountStatus.ACTIVE
     freeze_reason: str | None = None
     version: int = 0
+    # When the last event was recorded. A command that waited for this account's lock may
+    # carry an earlier clock reading than the one that went first; its events are stamped no
+    # earlier than this, so time never runs backwards along an account's versions.
+    changed_at: datetime | None = None
     pending_events: list[ev.DomainEvent] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -176,6 +180,9 @@ class Account:
                      balance_after_minor=self.balance_minor, **fields)
 
     def _record(self, event_type: type[ev.AccountEvent], now: datetime, **fields) -> None:
+        if self.changed_at is not None and now < self.changed_at:
+            now = self.changed_at
+        self.changed_at = now
         self.version += 1
         self.pending_events.append(
             event_type(

@@ -24,8 +24,12 @@ def customer_behind(customer_id: str, consistency: Consistency):
     def behind(doc: dict | None) -> bool:
         if doc is None or doc.get("version", 0) == 0:
             return customer_id in consistency.versions
+        entries = {entry["account_id"]: entry["version"] for entry in doc["accounts"]}
         return consistency.wants(customer_id, doc["version"]) or any(
-            consistency.wants(entry["account_id"], entry["version"]) for entry in doc["accounts"]
+            consistency.wants(account_id, version) for account_id, version in entries.items()
+        ) or any(  # an account of this customer the token names, listed or not yet
+            consistency.wants(key, entries.get(key.split("/", 1)[1]))
+            for key in consistency.versions if key.startswith(f"{customer_id}/")
         )
     return behind
 

@@ -211,3 +211,41 @@ async def test_after_the_broker_loses_its_memory_resend_from_converges_the_views
             assert drift == []
     finally:
         broker.stop()
+
+
+async def test_operator_commands_work_from_the_console_script(settings, read_db):
+    from shared.readmodel import ACCOUNTS
+    from tests.stack import Stack
+
+    env = process_env(settings)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(SCRIPT), *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    async with Stack(settings) as stack:
+        customer = (await stack.commands.post("/v1/customers", json={
+            "name": "Operator", "email": "operator@example.com"})).json()["customer_id"]
+        account = (await stack.commands.post("/v1/accounts", json={
+            "customer_id": customer, "type": "checking", "currency": "USD",
+            "initial_deposit": "5.00"})).json()["account_id"]
+        await stack.eventually(f"/v1/customers/{customer}",
+                               lambda r: r.status_code == 200 and r.json()["accounts"])
+
+        clean = await asyncio.to_thread(run, "verify")
+        assert clean.returncode == 0 and "no drift" in clean.stdout, clean.stdout + clean.stderr
+        await read_db[ACCOUNTS].update_one({"_id": account}, {"$set": {"balance_minor": 7}})
+        drifted = await asyncio.to_thread(run, "verify")
+        assert drifted.returncode == 1 and "balance_minor" in drifted.stdout
+        repaired = await asyncio.to_thread(run, "verify", "--repair")
+        assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+
+        status = await asyncio.to_thread(run, "status")
+        assert status.returncode == 0 and "outbox backlog" in status.stdout
+        parked = await asyncio.to_thread(run, "dlq", "list")
+        assert parked.returncode == 0 and "0 parked" in parked.stdout
+        rebuilt = await asyncio.to_thread(run, "rebuild")
+        assert rebuilt.returncode == 0 and "rebuilt from 2 events" in rebuilt.stdout, (
+            rebuilt.stdout + rebuilt.stderr)
+        view = await stack.eventually(f"/v1/accounts/{account}", lambda r: r.status_code == 200)
+        assert view.json()["balance"] == "5.00"

@@ -16,7 +16,8 @@ from command_service.db.tables import outbox
 from command_service.domain import commands as c
 from command_service.domain.model import AccountType
 from command_service.service import CommandService
-from projector.consumer import Projector
+from projector.consumer import Projector, RetryPolicy
+from projector.dead_letters import DeadLetters
 from projector.store import ReadStore
 from shared.envelope import EventEnvelope
 from shared.kafka import ensure_topic, make_consumer
@@ -64,9 +65,10 @@ async def publish(settings, events: list[EventEnvelope]) -> None:
 
 
 class RunningProjector:
-    def __init__(self, settings, store: ReadStore) -> None:
+    def __init__(self, settings, store: ReadStore, retry: RetryPolicy | None = None) -> None:
         self.consumer = make_consumer(settings)
-        self.projector = Projector(self.consumer, store, batch_size=200, poll_ms=50)
+        self.projector = Projector(self.consumer, store, batch_size=200, poll_ms=50,
+                                   retry=retry)
         self.settings = settings
         self.stop = asyncio.Event()
 
@@ -226,3 +228,20 @@ async def test_offsets_are_committed_only_up_to_a_held_event(engine, settings, r
 
     # Offsets: 0 customer, 1 account v1, 2 account v3 (held) -> commit stops at 2.
     assert committed == 2
+
+
+async def test_a_gap_that_never_fills_is_parked_after_its_timeout(engine, settings, read_db):
+    _, account_id, events = await write_history(engine, settings)
+    account_events = [e for e in events if e.aggregate_id == account_id]
+    await publish(settings, [e for e in events if e is not account_events[1]])  # v2 is lost
+
+    retry = RetryPolicy(gap_timeout_s=0.5)
+    async with RunningProjector(settings, ReadStore(ViewDatabase(read_db)), retry):
+        dead_letters = DeadLetters(read_db)
+        for _ in range(200):
+            parked = await dead_letters.list(account_id)
+            if len(parked) == 2:
+                break
+            await asyncio.sleep(0.05)
+    assert [(e["version"], e["error"].split(":")[0]) for e in parked] == [(3, "gap"), (4, "gap")]
+    assert await account_version(read_db, account_id) == 1  # nothing applied out of order

@@ -136,3 +136,23 @@ async def test_transfer_legs_and_lifecycle_show_in_every_view(settings, read_db)
         assert statuses == {source: "active", target: "closed", euro: "active"}
         assert view["summary"]["balances"] == {"EUR": "0.00", "USD": "30.00"}
         assert view["summary"]["account_count"] == 3
+
+
+async def test_the_customer_views_wait_for_an_account_opened_with_the_token(settings, read_db):
+    async with Stack(settings) as stack:
+        customer_id = await _customer(stack)
+        await stack.eventually(f"/v1/customers/{customer_id}", lambda r: r.status_code == 200)
+        await stack.projector.stop()
+        opened = await stack.commands.post("/v1/accounts", json={
+            "customer_id": customer_id, "type": "savings", "currency": "GBP"})
+        token = {"X-Consistency-Token": opened.headers["X-Consistency-Token"],
+                 "X-Consistency-Wait-Ms": "300"}
+        behind = await stack.queries.get(f"/v1/customers/{customer_id}", headers=token)
+        assert behind.status_code == 503  # the new account is not in the view yet
+        stack.projector.start()
+        token["X-Consistency-Wait-Ms"] = "10000"
+        for path in (f"/v1/customers/{customer_id}", f"/v1/customers/{customer_id}/accounts"):
+            view = await stack.queries.get(path, headers=token)
+            assert view.status_code == 200
+            listed = view.json().get("accounts") or view.json()["items"]
+            assert [a["account_id"] for a in listed] == [opened.json()["account_id"]]

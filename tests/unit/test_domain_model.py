@@ -476,3 +476,21 @@ def test_not_found_is_not_a_business_refusal():
     assert error.code == "account_not_found"
     assert error.message == "account acc-404 does not exist"
     assert (error.what, error.ident) == ("account", "acc-404")
+
+
+def test_a_command_that_waited_for_the_lock_never_stamps_an_earlier_time():
+    """Command A read the clock, then waited for the row lock while B committed with a later
+    reading: A's event must not be older than B's, or history would run backwards."""
+    from datetime import UTC, datetime, timedelta
+
+    from command_service.domain.model import Account, AccountType
+
+    later = datetime(2026, 11, 23, 12, 0, 1, tzinfo=UTC)
+    account = Account(account_id="a", customer_id="c", account_type=AccountType.CHECKING,
+                      currency="USD", balance_minor=100, version=5, changed_at=later)
+    account.deposit(amount_minor=1, transaction_id="t", reference=None,
+                    now=later - timedelta(seconds=1))
+    assert account.pending_events[-1].occurred_at == later
+    account.deposit(amount_minor=1, transaction_id="u", reference=None,
+                    now=later + timedelta(seconds=1))
+    assert account.pending_events[-1].occurred_at == later + timedelta(seconds=1)
