@@ -31,6 +31,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from command_service.db.engine import read_only
 from command_service.db.tables import outbox, relay_lease
 from shared.observability import LOG_CONTEXT, bind
 from shared.tracing import child_traceparent
@@ -123,6 +124,7 @@ class OutboxRelay:
     def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, lease: LeaderLease, *,
                  batch_size: int = 500, idle_poll_s: float = 0.025) -> None:
         self._engine = engine
+        self._reader = read_only(engine)
         self._producer = producer
         self._lease = lease
         self._batch_size = batch_size
@@ -163,7 +165,7 @@ class OutboxRelay:
         return len(sent_ids)
 
     async def _claim(self) -> list[OutboxRow]:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             result = await conn.execute(
                 sa.select(outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.headers,
                           outbox.c.payload)
@@ -217,7 +219,7 @@ class OutboxRelay:
 
 async def outbox_backlog(engine: AsyncEngine) -> tuple[int, float | None]:
     """Unsent rows and the age in seconds of the oldest one."""
-    async with engine.connect() as conn:
+    async with read_only(engine).connect() as conn:
         count, oldest = (await conn.execute(
             sa.select(sa.func.count(), sa.func.min(outbox.c.created_at))
             .where(outbox.c.sent_at.is_(None))

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from command_service.db.engine import write_lock
 from command_service.db.tables import accounts, commands, customers, events, outbox
 from command_service.domain.errors import AlreadyExistsError, EmailTakenError
 from command_service.domain.events import DomainEvent
@@ -67,13 +68,27 @@ class SqlUnitOfWork:
         self._engine = engine
         self._topic = topic
         self._conn: AsyncConnection | None = None
+        self._lock = None
         # aggregate -> the version it had when loaded (None: new, to be inserted)
         self._tracked: dict[int, tuple[Customer | Account, int | None]] = {}
 
     async def __aenter__(self) -> SqlUnitOfWork:
-        self._conn = await self._engine.connect()
-        await self._conn.begin()
+        lock = write_lock(self._engine)
+        if lock is not None:
+            await lock.acquire()
+        self._lock = lock  # only once held, so _release never frees another task's hold
+        try:
+            self._conn = await self._engine.connect()
+            await self._conn.begin()
+        except BaseException:
+            self._release()
+            raise
         return self
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     async def __aexit__(self, *exc_info) -> None:
         assert self._conn is not None
@@ -81,7 +96,10 @@ class SqlUnitOfWork:
             if self._conn.in_transaction():
                 await self._conn.rollback()
         finally:
-            await self._conn.close()
+            try:
+                await self._conn.close()
+            finally:
+                self._release()
 
     @property
     def connection(self) -> AsyncConnection:

@@ -10,6 +10,7 @@ from datetime import UTC
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from command_service.db.engine import read_only
 from command_service.db.tables import events
 from shared.envelope import EventEnvelope
 
@@ -33,7 +34,7 @@ async def read_events(engine: AsyncEngine, after_position: int = 0,
         query = sa.select(events).where(events.c.position > last)
         if aggregate_ids is not None:
             query = query.where(events.c.aggregate_id.in_(aggregate_ids))
-        async with engine.connect() as conn:
+        async with read_only(engine).connect() as conn:
             rows = (await conn.execute(query.order_by(events.c.position).limit(batch_size))).all()
         if not rows:
             return

@@ -11,7 +11,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from command_service.api.routers import accounts, commands, customers, transfers
-from command_service.db.engine import create_engine
+from command_service.db.engine import create_engine, read_only
 from command_service.service import CommandService
 from command_service.unit_of_work import ConcurrentUpdateError
 from shared.auth import (
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_error_schema(app)
 
     async def database_answers() -> None:
-        async with app.state.engine.connect() as conn:
+        async with read_only(app.state.engine).connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     app.include_router(health_router({"database": database_answers},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import weakref
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -89,11 +90,37 @@ def _sqlite_engine(settings: Settings) -> AsyncEngine:
         cursor.close()
 
     @sa.event.listens_for(engine.sync_engine, "begin")
-    def _begin_immediate(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection) -> None:
+        # Readers (the relay's claim, backlogs, health checks, log scans) take no write lock:
+        # in WAL mode they read a snapshot while the one writer writes.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN DEFERRED")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
+READ_ONLY = "cqrs_read_only"
+
+
+def read_only(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (same pool) for reads only: on SQLite its transactions do not take the
+    write lock; elsewhere nothing changes."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
+    """On SQLite, the process's writers queue here instead of in SQLite's busy handler, which
+    sleeps and retries (and so wastes most of the one writer's time under contention). Other
+    processes still meet at SQLite's lock; MySQL needs none of this (row locks)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    return _WRITE_LOCKS.setdefault(engine.sync_engine, asyncio.Lock())
