@@ -52,7 +52,9 @@ class ReadStore:
         if not ids:
             return {}
         ROUND_TRIPS.labels("find").inc()
-        cursor = self.views[collection].find({"_id": {"$in": sorted(ids)}})
+        # One batch for all of them: past 101 documents the default would need a getMore.
+        cursor = self.views[collection].find({"_id": {"$in": sorted(ids)}},
+                                             batch_size=len(ids))
         return {doc["_id"]: doc async for doc in cursor}
 
     async def write(self, plan: BatchPlan, loaded: dict[str, dict[str, Doc]]) -> None:

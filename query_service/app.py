@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         config = settings or get_settings()
+        app.state.settings = config
         configure_tracing("cqrs-accounts-query")
         app.state.authenticator = Authenticator.from_settings(config)  # no key: refuse to start
         app.state.metrics_admin_only = config.auth_metrics_admin_only
@@ -48,8 +49,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "Send X-Consistency-Token from a command response to read your writes.",
         lifespan=lifespan,
     )
-    if settings is not None:
-        app.dependency_overrides[get_settings] = lambda: settings
     app.add_middleware(BodySizeLimit)
     app.add_middleware(BearerAuthMiddleware)  # no token, nothing else happens
     app.add_middleware(RequestContext, service="query")  # outermost: ids and latency

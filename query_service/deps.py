@@ -8,9 +8,9 @@ from fastapi import Depends, Header, Request
 
 from query_service.consistency import Consistency
 from shared.auth import Principal, require_reader
-from shared.config import Settings, get_settings
+from shared.config import Settings
 from shared.consistency import InvalidToken, decode_token
-from shared.http import ApiError
+from shared.http import ApiError, app_settings
 from shared.readmodel import ViewDatabase
 
 
@@ -20,7 +20,7 @@ async def get_db(request: Request) -> ViewDatabase:
 
 
 def get_consistency(
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: Annotated[Settings, Depends(app_settings)],
     token: Annotated[str | None, Header(alias="X-Consistency-Token",
                                         description="from a command response")] = None,
     wait_ms: Annotated[int | None, Header(alias="X-Consistency-Wait-Ms", ge=0,

@@ -8,7 +8,7 @@ fields so consumers can filter without parsing the value.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,8 @@ class EventEnvelope:
     position: int | None = None  # global position in the events table, once stored
 
     def to_json(self) -> str:
-        data = asdict(self)
+        # Not dataclasses.asdict: it deep-copies the payload, for nothing.
+        data = {name: getattr(self, name) for name in self.__slots__}
         data["occurred_at"] = iso_utc(self.occurred_at)
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 

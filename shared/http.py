@@ -31,6 +31,13 @@ ERROR_RESPONSES = {
 }
 
 
+def app_settings(request: Request):
+    """The settings the app was started with (set in its lifespan). Not get_settings with a
+    dependency override: FastAPI re-inspects every dependency on every request once any
+    override exists, which cost a third of the query service's CPU."""
+    return request.app.state.settings
+
+
 class ApiError(Exception):
     """An error answered in the contract's format."""
 

@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         config = settings or get_settings()
+        app.state.settings = config
         configure_tracing("cqrs-accounts-command")
         app.state.authenticator = Authenticator.from_settings(config)  # no key: refuse to start
         app.state.rate_limiter = TokenBucketLimiter(config.rate_limit_commands_per_s,
@@ -59,8 +60,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "new aggregate versions and an X-Consistency-Token for read-your-writes.",
         lifespan=lifespan,
     )
-    if settings is not None:
-        app.dependency_overrides[get_settings] = lambda: settings
     app.add_middleware(BodySizeLimit)
     app.add_middleware(BearerAuthMiddleware)  # no token, nothing else happens
     app.add_middleware(RequestContext, service="command")  # outermost: ids and latency

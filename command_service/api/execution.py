@@ -25,9 +25,9 @@ from command_service.idempotency import (
 )
 from command_service.service import CommandResult, Refusal
 from shared.auth import REALM, Principal, authenticate
-from shared.config import Settings, get_settings
+from shared.config import Settings
 from shared.consistency import encode_token
-from shared.http import ApiError, error_response
+from shared.http import ApiError, app_settings, error_response
 from shared.ratelimit import retry_after_header
 
 # 1-128 printable ASCII characters. No space at either end: HTTP strips it from a header value,
@@ -38,7 +38,7 @@ _PRINTABLE_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 async def idempotency_key(
     request: Request,
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: Annotated[Settings, Depends(app_settings)],
     key: Annotated[str | None, Header(
         alias="Idempotency-Key",
         description="1-128 printable characters; a retry with the same key and body gets the "
