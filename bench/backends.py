@@ -18,7 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from cli.devstack import broker_command, free_port, read_store_command, wait_for_port
+from cli.devstack import (
+    broker_command,
+    free_port,
+    read_store_command,
+    stop_process,
+    wait_for_port,
+)
 from command_service.db.migrate import upgrade_to_head
 from shared.config import Settings
 
@@ -44,14 +50,7 @@ class Server:
         return self.process.pid if self.process else None
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import json
 import random
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -19,20 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from command_service.db.tables import events, outbox
 from command_service.domain.events import DomainEvent
 from command_service.domain.model import Account, AccountType, Customer
-from command_service.unit_of_work import outbox_headers
+from command_service.unit_of_work import envelope_of, outbox_headers
 from shared.envelope import EventEnvelope
 
 CURRENCIES = ("USD", "EUR")
-
-
-def envelope_of(event: DomainEvent, command_id: str | None = None) -> EventEnvelope:
-    """The published form of a domain event, as the unit of work builds it."""
-    return EventEnvelope(
-        event_id=str(uuid.uuid4()), event_type=event.event_type,
-        aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id,
-        version=event.version, occurred_at=event.occurred_at.astimezone(UTC),
-        command_id=command_id or str(uuid.uuid4()), payload=event.payload(),
-    )
 
 
 class Clock:
@@ -101,7 +92,7 @@ def bank_history(n_events: int, n_accounts: int, seed: int = 7) -> list[DomainEv
 
 
 def bank_envelopes(n_events: int, n_accounts: int, seed: int = 7) -> list[EventEnvelope]:
-    return [envelope_of(e) for e in bank_history(n_events, n_accounts, seed)]
+    return [envelope_of(e, str(uuid.uuid4())) for e in bank_history(n_events, n_accounts, seed)]
 
 
 def _outbox_chunks(n_events: int, per_account: int, accounts_per_chunk: int
@@ -160,10 +151,7 @@ async def fill_write_model(engine: AsyncEngine, topic: str, n_events: int,
         for aggregate in group:
             for event in aggregate.pending_events:
                 position += 1
-                envelope = envelope_of(event, command_id)
-                envelope = EventEnvelope(**{**{f: getattr(envelope, f)
-                                               for f in envelope.__slots__},
-                                            "position": position})
+                envelope = replace(envelope_of(event, command_id), position=position)
                 event_rows.append(dict(
                     position=position, event_id=envelope.event_id,
                     aggregate_type=envelope.aggregate_type,

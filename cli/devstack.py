@@ -58,6 +58,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen | None, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout_s`."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 async def wait_for_port(port: int, process: subprocess.Popen, name: str,
                         timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
@@ -300,15 +312,7 @@ Ctrl-C stops everything.""", highlight=False, soft_wrap=True)
                       "from the event log at the next start[/yellow]")
 
     def _terminate(self, name: str) -> None:
-        process = self.children.get(name)
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(self.children.get(name))
 
     async def _stop_all(self) -> None:
         order = ["command-api", "query-api", "relay", "projector", "read-store", "broker"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -180,7 +180,7 @@ class SqlUnitOfWork:
                 if not aggregate.pending_events:
                     continue
                 await self._save_state(aggregate, loaded_version, now)
-                envelopes.extend(self._envelope(e, record.command_id)
+                envelopes.extend(envelope_of(e, record.command_id)
                                  for e in aggregate.pending_events)
             await self.connection.execute(commands.insert().values(**record.row("completed")))
             envelopes = await self._append_events(envelopes)
@@ -220,14 +220,6 @@ class SqlUnitOfWork:
         if result.rowcount != 1:
             raise ConcurrentUpdateError(f"{table.name} changed concurrently")
 
-    def _envelope(self, event: DomainEvent, command_id: str) -> EventEnvelope:
-        return EventEnvelope(
-            event_id=str(uuid.uuid4()), event_type=event.event_type,
-            aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id,
-            version=event.version, occurred_at=event.occurred_at.astimezone(UTC),
-            command_id=command_id, payload=event.payload(),
-        )
-
     async def _append_events(self, envelopes: list[EventEnvelope]) -> list[EventEnvelope]:
         """Insert event rows (which assigns their global positions), then the outbox rows that
         carry each event, position included, as the exact message the relay will send."""
@@ -239,7 +231,7 @@ class SqlUnitOfWork:
                 event_type=envelope.event_type, payload=json.dumps(envelope.payload),
                 occurred_at=_naive_utc(envelope.occurred_at), command_id=envelope.command_id,
             ))
-            stored.append(_with_position(envelope, result.inserted_primary_key[0]))
+            stored.append(replace(envelope, position=result.inserted_primary_key[0]))
         if stored:
             now = _naive_utc(datetime.now(UTC))
             await self.connection.execute(outbox.insert(), [
@@ -264,9 +256,14 @@ def outbox_headers(envelope: EventEnvelope) -> dict[str, str]:
     return headers
 
 
-def _with_position(envelope: EventEnvelope, position: int) -> EventEnvelope:
-    return EventEnvelope(**{**{f: getattr(envelope, f) for f in envelope.__slots__},
-                            "position": position})
+def envelope_of(event: DomainEvent, command_id: str) -> EventEnvelope:
+    """The published form of a domain event (its position is set once it is stored)."""
+    return EventEnvelope(
+        event_id=str(uuid.uuid4()), event_type=event.event_type,
+        aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id,
+        version=event.version, occurred_at=event.occurred_at.astimezone(UTC),
+        command_id=command_id, payload=event.payload(),
+    )
 
 
 # What a unique violation names, on each backend: MySQL/MariaDB the index ("for key

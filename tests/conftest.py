@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from cli.devstack import broker_command, free_port, read_store_command
+from cli.devstack import broker_command, free_port, read_store_command, stop_process
 from command_service.db.engine import create_engine
 from command_service.db.migrate import upgrade_to_head
 from shared.config import Settings
@@ -59,13 +59,7 @@ class ServerProcess:
         _wait_for_port(self.port, self.process, self.name)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="session")

@@ -110,9 +110,6 @@ def read_only(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{READ_ONLY: True})
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
 
 _WRITE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

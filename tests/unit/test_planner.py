@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from command_service.domain.model import Account, AccountType, Customer
+from command_service.unit_of_work import envelope_of
 from projector.planner import BatchPlan, account_ids_of, customer_ids_of, plan_batch
 from projector.projections import apply_to_account, apply_to_customer
 from shared.envelope import EventEnvelope
@@ -40,12 +41,7 @@ class Bank:
         command_id, published = str(uuid.uuid4()), []
         for aggregate in aggregates:
             for event in aggregate.pending_events:
-                envelope = EventEnvelope(
-                    event_id=str(uuid.uuid4()), event_type=event.event_type,
-                    aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id,
-                    version=event.version, occurred_at=event.occurred_at.astimezone(UTC),
-                    command_id=command_id, payload=event.payload(),
-                )
+                envelope = envelope_of(event, command_id)  # as the unit of work
                 published.append(EventEnvelope.from_json(envelope.to_json()))
             aggregate.pending_events.clear()
         self.log.extend(published)

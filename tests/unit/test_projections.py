@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from command_service.domain.model import Account, AccountType, Customer
+from command_service.unit_of_work import envelope_of
 from projector.projections import (
     UnknownEventError,
     apply_to_account,
@@ -49,13 +51,8 @@ class Bank:
         published = []
         for aggregate in aggregates:
             for event in aggregate.pending_events:
-                envelope = EventEnvelope(  # as SqlUnitOfWork._envelope builds it
-                    event_id=str(uuid.uuid4()), event_type=event.event_type,
-                    aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id,
-                    version=event.version, occurred_at=event.occurred_at.astimezone(UTC),
-                    command_id=command_id, payload=event.payload(),
-                    position=len(self.log) + len(published) + 1,
-                )
+                envelope = envelope_of(event, command_id)  # as the unit of work
+                envelope = replace(envelope, position=len(self.log) + len(published) + 1)
                 published.append(EventEnvelope.from_json(envelope.to_json()))  # over the wire
             aggregate.pending_events.clear()
         self.log.extend(published)
