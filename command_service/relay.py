@@ -135,7 +135,7 @@ class OutboxRelay:
         """Publish until `stop` is set; the batch under way is finished, never half-marked."""
         while not stop.is_set():
             try:
-                published = await self.run_once()
+                published = await self.run_once(stop)
             except Exception:
                 log.exception("relay iteration failed; backing off")
                 await sleep_unless_stopped(stop, 1.0)
@@ -149,37 +149,59 @@ class OutboxRelay:
             except Exception as exc:  # the lease then simply expires; a standby takes over
                 log.warning("could not release the leader lease: %s", exc.__class__.__name__)
 
-    async def run_once(self) -> int:
-        """One claim-publish-mark cycle; returns how many rows were published."""
+    async def run_once(self, stop: asyncio.Event | None = None) -> int:
+        """Claim, publish and mark batches until the outbox is drained, `stop` is set or the
+        lease is lost; returns how many rows were published.
+
+        Pipelined: while one batch's acknowledgements are awaited and its rows marked sent,
+        the next batch is already claimed and handed to the producer, so the broker always
+        has work and the relay never idles on a round trip. aiokafka keeps one request per
+        partition in flight, so a key's messages still reach the broker in claim order."""
         self.is_leader = await self._lease.hold()
         IS_LEADER.set(1 if self.is_leader else 0)
         if not self.is_leader:
             return 0
-        rows = await self._claim()
-        if not rows:
-            return 0
-        sent_ids = await self._publish(rows)
-        await self._mark_sent(sent_ids)
-        if len(sent_ids) < len(rows):
-            raise RuntimeError(f"{len(rows) - len(sent_ids)} of {len(rows)} rows not acknowledged")
-        return len(sent_ids)
+        published = 0
+        failed_keys: set[str] = set()  # keys with a refused row: nothing later of theirs is marked
+        settling: asyncio.Task[int] | None = None  # acks + mark of the batch before
+        in_flight: list[int] = []
+        try:
+            while not failed_keys and not (stop is not None and stop.is_set()):
+                rows = await self._claim(exclude=in_flight)
+                if not rows:
+                    break
+                acks = await self._send(rows)
+                if settling is not None:
+                    previous, settling = settling, None
+                    published += await previous
+                settling = asyncio.create_task(self._settle(rows, acks, failed_keys))
+                in_flight = [row.id for row in rows]
+                if not await self._lease.hold():
+                    self.is_leader = False
+                    break
+        finally:
+            if settling is not None:
+                published += await settling
+        if failed_keys:
+            raise RuntimeError(f"the broker refused rows of {len(failed_keys)} aggregate(s)")
+        return published
 
-    async def _claim(self) -> list[OutboxRow]:
+    async def _claim(self, exclude: list[int]) -> list[OutboxRow]:
+        """The oldest unsent rows, leaving out the batch still in flight (not marked yet)."""
+        query = (sa.select(outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.headers,
+                           outbox.c.payload)
+                 .where(outbox.c.sent_at.is_(None))
+                 .order_by(outbox.c.id)
+                 .limit(self._batch_size))
+        if exclude:
+            query = query.where(_id_in(exclude, negate=True))
         async with self._reader.connect() as conn:
-            result = await conn.execute(
-                sa.select(outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.headers,
-                          outbox.c.payload)
-                .where(outbox.c.sent_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(self._batch_size)
-            )
-            return [OutboxRow(*row) for row in result]
+            return [OutboxRow(*row) for row in await conn.execute(query)]
 
-    async def _publish(self, rows: list[OutboxRow]) -> list[int]:
-        """Send the whole batch (the producer pipelines it per partition, in order), then wait
-        for every acknowledgement. Returns the ids the broker acknowledged."""
-        started = time.perf_counter()
-        pending = []
+    async def _send(self, rows: list[OutboxRow]) -> list[asyncio.Future]:
+        """Hand the whole batch to the producer (it batches and pipelines per partition, in
+        order); returns one acknowledgement future per row."""
+        acks = []
         tracing = tracing_enabled()
         for row in rows:
             fields = json.loads(row.headers)
@@ -187,18 +209,16 @@ class OutboxRelay:
                 fields["traceparent"] = child_traceparent(
                     "relay publish", fields.get("traceparent"), event_id=fields.get("event_id"))
             headers = [(k, v.encode()) for k, v in fields.items() if v]
-            pending.append(await self._producer.send(
+            acks.append(await self._producer.send(
                 row.topic, value=row.payload.encode(), key=row.key.encode(), headers=headers))
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        # Mark an aggregate's rows sent only up to its first failure: a later row that got
-        # through is sent again after the failed one, so the broker keeps version order.
-        failed_keys: set[str] = set()
-        sent = []
-        for row, result in zip(rows, results, strict=True):
-            if isinstance(result, BaseException):
-                failed_keys.add(row.key)
-            elif row.key not in failed_keys:
-                sent.append(row.id)
+        return acks
+
+    async def _settle(self, rows: list[OutboxRow], acks: list[asyncio.Future],
+                      failed_keys: set[str]) -> int:
+        """Wait for every acknowledgement of a batch, then mark the acknowledged rows sent."""
+        started = time.perf_counter()
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        sent = acknowledged_ids(rows, results, failed_keys)
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, BaseException) or log.isEnabledFor(logging.DEBUG):
                 _log_publish(row, result)
@@ -206,15 +226,39 @@ class OutboxRelay:
         BATCH_SIZE.observe(len(rows))
         PUBLISHED.inc(len(sent))
         PUBLISH_FAILURES.inc(len(rows) - len(sent))
-        return sent
+        await self._mark_sent(sent)
+        return len(sent)
 
     async def _mark_sent(self, ids: list[int]) -> None:
         if not ids:
             return
         async with self._engine.begin() as conn:
             await conn.execute(
-                outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=_utcnow())
+                outbox.update().where(_id_in(ids)).values(sent_at=_utcnow())
             )
+
+
+def _id_in(ids: list[int], *, negate: bool = False) -> sa.TextClause:
+    """`outbox.id IN (...)` with the ids written into the statement: they are integers read
+    from the table itself, and binding 500 parameters one by one cost the relay a tenth of its
+    CPU in SQLAlchemy's parameter expansion."""
+    operator = "NOT IN" if negate else "IN"
+    return sa.text(f"outbox.id {operator} ({','.join(str(int(i)) for i in ids)})")
+
+
+def acknowledged_ids(rows: list[OutboxRow], results: list[object],
+                     failed_keys: set[str]) -> list[int]:
+    """The rows that may be marked sent: acknowledged, and not after a refused row of the same
+    key (in this batch or an earlier one of the run, as `failed_keys` carries). A later row
+    that got through is sent again after the refused one, so the broker keeps version order;
+    the read side skips the duplicate. Adds this batch's refused keys to `failed_keys`."""
+    sent = []
+    for row, result in zip(rows, results, strict=True):
+        if isinstance(result, BaseException):
+            failed_keys.add(row.key)
+        elif row.key not in failed_keys:
+            sent.append(row.id)
+    return sent
 
 
 async def outbox_backlog(engine: AsyncEngine) -> tuple[int, float | None]:

@@ -87,6 +87,21 @@ async def test_relay_publishes_in_order_with_headers_and_marks_rows_sent_after_t
     assert {"event_id", "event_type", "aggregate_type", "version"} <= set(headers)
 
 
+async def test_one_run_pipelines_batch_after_batch_in_order_until_the_outbox_is_empty(
+        engine, settings, producer):
+    account_id = await make_history(engine, settings, deposits=9)
+    relay = OutboxRelay(engine, producer, LeaderLease(engine, 5), batch_size=2)
+
+    assert await relay.run_once() == 11  # six batches in one run, each claimed while the last
+    assert await outbox_backlog(engine) == (0, None)  # batch's acks were still in flight
+
+    messages = await consume_all(settings, 11)
+    assert len(messages) == 11  # no row claimed twice while its batch was in flight
+    account_versions = [EventEnvelope.from_json(m.value).version for m in messages
+                        if m.key == account_id.encode()]
+    assert account_versions == list(range(1, 11))
+
+
 async def test_relay_never_skips_a_row_that_commits_late_with_a_lower_id(
         engine, settings, producer):
     """A row with a lower id appearing after higher ids were sent (an AUTO_INCREMENT id taken
