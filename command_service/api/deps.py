@@ -10,11 +10,13 @@ from command_service.service import CommandService
 from shared.ratelimit import TokenBucketLimiter
 
 
-def get_command_service(request: Request) -> CommandService:
+# Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a thread handoff
+# per request for a lookup.
+async def get_command_service(request: Request) -> CommandService:
     return request.app.state.command_service
 
 
-def get_rate_limiter(request: Request) -> TokenBucketLimiter:
+async def get_rate_limiter(request: Request) -> TokenBucketLimiter:
     return request.app.state.rate_limiter
 
 

@@ -122,7 +122,13 @@ class CommandRunner:
         return _respond(stored, replayed=True)
 
 
-Runner = Annotated[CommandRunner, Depends()]
+async def command_runner(service: CommandServiceDep, sender: SenderDep,
+                         idempotency: IdempotencyDep) -> CommandRunner:
+    # A coroutine, not `Depends(CommandRunner)`: FastAPI would build a class in a worker thread.
+    return CommandRunner(service, sender, idempotency)
+
+
+Runner = Annotated[CommandRunner, Depends(command_runner)]
 
 
 def _render(outcome: CommandResult | Refusal, status: int) -> StoredResponse:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from command_service.db.sqlite_inline import inline_connector
 from shared.config import Settings
 
 
@@ -74,7 +75,8 @@ def _sqlite_engine(settings: Settings) -> AsyncEngine:
     url = make_url(settings.database_url)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": settings.database_timeout_s * 6})
+    engine = create_async_engine(url, async_creator=inline_connector(
+        url.database or ":memory:", timeout=settings.database_timeout_s * 6))
 
     # SQLite has one writer at a time. BEGIN IMMEDIATE takes the write lock when a transaction
     # starts, so two commands never both read a balance and then race to write it; pysqlite's
