@@ -1,0 +1,76 @@
+"""The SQLite connection that runs quick calls on the event loop (command_service/db/
+sqlite_inline.py): a BEGIN that meets another process's write lock must wait on the
+connection's thread, never freeze the event loop, and go on once the lock is released."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+
+import sqlalchemy as sa
+
+from command_service.db.engine import create_engine, write_lock
+from shared.config import Settings
+
+
+def _settings(path) -> Settings:
+    return Settings(database_url=f"sqlite+aiosqlite:///{path}", auth_jwt_secret="x" * 32,
+                    database_timeout_s=2)
+
+
+async def test_a_busy_write_lock_is_awaited_off_the_event_loop(tmp_path):
+    path = tmp_path / "w.db"
+    engine = create_engine(_settings(path))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("CREATE TABLE t (n INTEGER)"))
+        # Another process's writer (a plain sqlite3 connection on a thread) holds the lock.
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.5, holder.commit).start()
+
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        started = time.monotonic()
+        async with engine.begin() as conn:  # BEGIN IMMEDIATE: busy, so it waits on the thread
+            await conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+        waited = time.monotonic() - started
+        ticker.cancel()
+
+        assert waited >= 0.4  # it did wait for the lock...
+        assert ticks >= 20  # ...while the event loop went on running
+        async with engine.connect() as conn:
+            assert await conn.scalar(sa.text("SELECT count(*) FROM t")) == 1
+        holder.close()
+    finally:
+        await engine.dispose()
+
+
+async def test_writers_of_one_process_take_turns_and_lose_nothing(tmp_path):
+    engine = create_engine(_settings(tmp_path / "w.db"))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("CREATE TABLE counter (n INTEGER)"))
+            await conn.execute(sa.text("INSERT INTO counter VALUES (0)"))
+
+        async def increment() -> None:
+            async with write_lock(engine):
+                async with engine.begin() as conn:
+                    n = await conn.scalar(sa.text("SELECT n FROM counter"))
+                    await asyncio.sleep(0)  # let the others run between read and write
+                    await conn.execute(sa.text("UPDATE counter SET n = :n"), {"n": n + 1})
+
+        await asyncio.gather(*(increment() for _ in range(50)))
+        async with engine.connect() as conn:
+            assert await conn.scalar(sa.text("SELECT n FROM counter")) == 50
+    finally:
+        await engine.dispose()
