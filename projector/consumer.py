@@ -27,7 +27,7 @@ from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Gauge, Histogram
 from pymongo.errors import PyMongoError
 
-from projector.dead_letters import DeadLetters
+from projector.dead_letters import DeadLetters, ParkedAggregates
 from projector.planner import BatchPlan
 from projector.store import ReadStore, WriteConflictError, project_events
 from shared.envelope import EventEnvelope
@@ -97,6 +97,7 @@ class Projector(ConsumerRebalanceListener):
         self._consumer = consumer
         self._store = store
         self._dead_letters = DeadLetters(store.db)
+        self._parked = ParkedAggregates(self._dead_letters)
         self._batch_size = batch_size
         self._poll_ms = poll_ms
         self._retry = retry or RetryPolicy()
@@ -116,6 +117,7 @@ class Projector(ConsumerRebalanceListener):
         self._failures = {key: f for key, f in self._failures.items() if key[0] in still_held}
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._parked.forget()  # the previous owner may have parked events of these partitions
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
 
     # -- the loop ----------------------------------------------------------------------------
@@ -184,8 +186,7 @@ class Projector(ConsumerRebalanceListener):
             await self._dead_letters.park_undecodable(self._undecodable)
             self._undecodable.clear()
 
-        parked_aggregates = await self._dead_letters.parked_aggregates(
-            {p.event.aggregate_id for p in pending})
+        parked_aggregates = await self._parked.among({p.event.aggregate_id for p in pending})
         now = time.monotonic()
         waiting = {agg for (agg, _), f in self._failures.items() if f.retry_at > now}
         to_park = [p for p in pending if p.event.aggregate_id in parked_aggregates]
@@ -209,6 +210,7 @@ class Projector(ConsumerRebalanceListener):
         if parking:
             await self._dead_letters.park(
                 [(p.event, error, p.partition.partition, p.offset) for p, error in parking])
+            self._parked.add({p.event.aggregate_id for p, _ in parking})
             EVENTS.labels("parked").inc(len(parking))
         parked_ids = {id(p) for p, _ in parking}
         not_done = {id(e) for e in plan.held} | {id(e) for e, _ in plan.failed}

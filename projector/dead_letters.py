@@ -29,18 +29,49 @@ class RetryReport:
     still_parked: dict[str, str] = field(default_factory=dict)  # aggregate -> reason
 
 
+class ParkedAggregates:
+    """Which aggregates have parked events, known in the projector, so that a batch of
+    aggregates with nothing parked costs no dead-letter query.
+
+    Parked entries appear only when a projector parks: this one adds them here at once, and
+    those another projector parked before a rebalance are read with the next batch after any
+    assignment (`forget`). So an aggregate not known here has nothing parked. One known here
+    may have been retried or discarded since (`dlq`), so it is confirmed by the store before
+    its event is parked behind it."""
+
+    def __init__(self, dead_letters: DeadLetters) -> None:
+        self._dead_letters = dead_letters
+        self._known: set[str] | None = None  # None: read them all before the next batch
+
+    async def among(self, aggregate_ids: set[str]) -> set[str]:
+        if self._known is None:
+            self._known = await self._dead_letters.parked_aggregates()
+        candidates = self._known & aggregate_ids
+        if not candidates:
+            return set()
+        parked = await self._dead_letters.parked_aggregates(candidates)
+        self._known -= candidates - parked
+        return parked
+
+    def add(self, aggregate_ids: set[str]) -> None:
+        if self._known is not None:
+            self._known |= aggregate_ids
+
+    def forget(self) -> None:
+        self._known = None
+
+
 class DeadLetters:
     def __init__(self, db: AsyncDatabase) -> None:
         self._collection = db[DEAD_LETTERS]
 
-    async def parked_aggregates(self, aggregate_ids: set[str]) -> set[str]:
-        """Which of these aggregates have parked events (one query)."""
-        if not aggregate_ids:
-            return set()
-        cursor = self._collection.find(
-            {"aggregate_id": {"$in": sorted(aggregate_ids)}, "status": PARKED},
-            {"aggregate_id": 1})
-        return {doc["aggregate_id"] async for doc in cursor}
+    async def parked_aggregates(self, among: set[str] | None = None) -> set[str]:
+        """The aggregates (of `among`, or all) with parked events: one query."""
+        query: dict = {"status": PARKED}
+        if among is not None:
+            query["aggregate_id"] = {"$in": sorted(among)}
+        cursor = self._collection.find(query, {"aggregate_id": 1, "_id": 0})
+        return {doc["aggregate_id"] async for doc in cursor if doc.get("aggregate_id")}
 
     async def park(self, entries: list[tuple[EventEnvelope, str, int, int]]) -> None:
         """(event, reason, partition, offset). Idempotent: an event is parked once."""

@@ -52,9 +52,10 @@ class ReadStore:
         if not ids:
             return {}
         ROUND_TRIPS.labels("find").inc()
-        # One batch for all of them: past 101 documents the default would need a getMore.
+        # One reply for all of them: past 101 documents the default batch needs a getMore, and
+        # without a limit the server keeps the cursor open for a getMore that finds nothing.
         cursor = self.views[collection].find({"_id": {"$in": sorted(ids)}},
-                                             batch_size=len(ids))
+                                             batch_size=len(ids), limit=len(ids))
         return {doc["_id"]: doc async for doc in cursor}
 
     async def write(self, plan: BatchPlan, loaded: dict[str, dict[str, Doc]]) -> None:
