@@ -26,12 +26,16 @@ def _envelope(row) -> EventEnvelope:
 
 async def read_events(engine: AsyncEngine, after_position: int = 0,
                       aggregate_ids: list[str] | None = None,
-                      batch_size: int = 2000) -> AsyncIterator[list[EventEnvelope]]:
-    """Events with a position above `after_position`, in position order, a batch at a time
-    (keyset paging: each query is an index range scan, whatever the table's size)."""
+                      batch_size: int = 2000,
+                      up_to_position: int | None = None) -> AsyncIterator[list[EventEnvelope]]:
+    """Events with a position above `after_position` (and at most `up_to_position`: a reader
+    slower than the writers would otherwise never reach the end), in position order, a batch
+    at a time (keyset paging: each query is an index range scan, whatever the table's size)."""
     last = after_position
     while True:
         query = sa.select(events).where(events.c.position > last)
+        if up_to_position is not None:
+            query = query.where(events.c.position <= up_to_position)
         if aggregate_ids is not None:
             query = query.where(events.c.aggregate_id.in_(aggregate_ids))
         async with read_only(engine).connect() as conn:

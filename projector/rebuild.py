@@ -63,11 +63,14 @@ Progress = Callable[[int], None]  # called with the number of events just projec
 
 async def _replay(engine: AsyncEngine, store: ReadStore, after: int,
                   progress: Progress | None = None) -> tuple[int, int]:
-    """Project every event above `after`; returns (events projected, last position seen).
-    Raises RebuildIncomplete when an event fails or a gap is still open at the end."""
+    """Project every event above `after`, up to the last one stored when it starts (a pass
+    under a write load faster than the rebuild would never end); returns (events projected,
+    last position seen). Raises RebuildIncomplete when an event fails or a gap is still open
+    at the end."""
     held: list[EventEnvelope] = []
     seen, last = 0, after
-    async for batch in read_events(engine, after_position=after):
+    end = await last_position(engine)
+    async for batch in read_events(engine, after_position=after, up_to_position=end):
         plan = await project_with_retries(store, held + batch)
         if plan.failed:
             event, error = plan.failed[0]

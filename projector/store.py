@@ -59,15 +59,21 @@ class ReadStore:
         return {doc["_id"]: doc async for doc in cursor}
 
     async def write(self, plan: BatchPlan, loaded: dict[str, dict[str, Doc]]) -> None:
-        """Dependants first, primaries last (see planner.py for why the order matters)."""
-        if plan.transactions:
-            VIEW_WRITES.labels(TRANSACTIONS).inc(len(plan.transactions))
-            await self._bulk(TRANSACTIONS, [
-                ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in plan.transactions
-            ])
-        await self.replace_guarded(DAILY_STATS, plan.daily_stats, loaded.get(DAILY_STATS, {}))
+        """Dependants first, primaries last (see planner.py for why the order matters). The
+        transactions and the statistics depend on nothing written here, so they go together;
+        the statistics must be written before the customer view, whose version a
+        read-your-writes wait on the statistics goes by."""
+        await _all_done(
+            self._insert_transactions(plan.transactions),
+            self.replace_guarded(DAILY_STATS, plan.daily_stats, loaded.get(DAILY_STATS, {})))
         await self.replace_guarded(CUSTOMERS, plan.customers, loaded.get(CUSTOMERS, {}))
         await self.replace_guarded(ACCOUNTS, plan.accounts, loaded.get(ACCOUNTS, {}))
+
+    async def _insert_transactions(self, docs: list[Doc]) -> None:
+        if docs:
+            VIEW_WRITES.labels(TRANSACTIONS).inc(len(docs))
+            await self._bulk(TRANSACTIONS, [
+                ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs])
 
     async def replace_guarded(self, collection: str, docs: dict[str, Doc],
                        before: dict[str, Doc]) -> None:
@@ -95,16 +101,26 @@ class ReadStore:
             raise
 
 
+async def _all_done(*calls):
+    """Run the calls at once; once every one has finished, raise the first failure, if any
+    (plain gather would leave the others running into the caller's retry)."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
 async def project_events(store: ReadStore, events: list[EventEnvelope]) -> BatchPlan:
     """Load what the events touch, plan them, write the plan: a fixed number of round trips
     (3 finds, at most 4 bulk writes) however many events there are. Raises
     WriteConflictError when another writer got there first; the caller plans again."""
     await store.views.refresh()
-    loaded = {
-        ACCOUNTS: await store.load(ACCOUNTS, account_ids_of(events)),
-        CUSTOMERS: await store.load(CUSTOMERS, customer_ids_of(events)),
-        DAILY_STATS: await store.load(DAILY_STATS, daily_stats_ids_of(events)),
-    }
+    accounts, customers, daily_stats = await _all_done(  # three finds at once
+        store.load(ACCOUNTS, account_ids_of(events)),
+        store.load(CUSTOMERS, customer_ids_of(events)),
+        store.load(DAILY_STATS, daily_stats_ids_of(events)))
+    loaded = {ACCOUNTS: accounts, CUSTOMERS: customers, DAILY_STATS: daily_stats}
     plan = plan_batch(events, loaded[ACCOUNTS], loaded[CUSTOMERS], loaded[DAILY_STATS])
     await store.write(plan, loaded)
     return plan
