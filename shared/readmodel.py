@@ -8,6 +8,7 @@ ones serve and then switch every reader and writer with one atomic single-docume
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
@@ -87,15 +88,29 @@ class ViewDatabase:
         self._fixed = fixed is not None
         self._physical: dict[str, str] = dict(fixed) if fixed else {v: v for v in VIEWS}
         self._read_at = float("-inf")
+        # One registry read at a time: the requests that find it stale together wait for it
+        # rather than each asking the store.
+        self._reading = asyncio.Lock()
+        # pymongo builds a new collection object, options and all, on every db[name].
+        self._collections: dict[str, AsyncCollection] = {}
 
     async def refresh(self) -> ViewDatabase:
-        if not self._fixed and time.monotonic() - self._read_at >= self._ttl_s:
-            self._physical = await read_registry(self.db)
-            self._read_at = time.monotonic()
+        if not self._fixed and self._stale():
+            async with self._reading:
+                if self._stale():
+                    self._physical = await read_registry(self.db)
+                    self._read_at = time.monotonic()
         return self
 
+    def _stale(self) -> bool:
+        return time.monotonic() - self._read_at >= self._ttl_s
+
     def __getitem__(self, view: str) -> AsyncCollection:
-        return self.db[self._physical.get(view, view)]
+        name = self._physical.get(view, view)
+        collection = self._collections.get(name)
+        if collection is None:
+            collection = self._collections[name] = self.db[name]
+        return collection
 
     async def command(self, *args, **kwargs):
         return await self.db.command(*args, **kwargs)

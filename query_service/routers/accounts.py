@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from query_service import views
 from query_service.consistency import Consistency, read_consistent
@@ -12,7 +12,7 @@ from query_service.cursors import decode_cursor, encode_cursor
 from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.schemas import AccountView, TransactionPage
 from shared.auth import Principal, forbidden
-from shared.http import ERROR_RESPONSES, ApiError
+from shared.http import ERROR_RESPONSES, ApiError, json_response
 from shared.readmodel import ACCOUNTS, TRANSACTIONS
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
@@ -40,8 +40,8 @@ async def _account(db: Db, account_id: UUID, consistency: Consistency,
 @router.get("/{account_id}", response_model=AccountView, responses=VIEW_ERRORS,
             summary="One account: balance, status, version, transaction count")
 async def account(account_id: UUID, db: Db, consistency: ConsistencyDep,
-                  reader: Reader) -> dict:
-    return views.account_view(await _account(db, account_id, consistency, reader))
+                  reader: Reader) -> Response:
+    return json_response(views.account_view(await _account(db, account_id, consistency, reader)))
 
 
 @router.get("/{account_id}/transactions", response_model=TransactionPage,
@@ -56,7 +56,7 @@ async def transactions(
     to: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> dict:
+) -> Response:
     # The account view is written after its transactions, so once it holds a version, the
     # history holds every entry up to that version.
     await _account(db, account_id, consistency, reader)
@@ -75,7 +75,8 @@ async def transactions(
     page = docs[:limit]
     next_cursor = (encode_cursor({"before": page[-1]["account_version"]})
                    if len(docs) > limit else None)
-    return {"items": [views.transaction_item(d) for d in page], "next_cursor": next_cursor}
+    return json_response({"items": [views.transaction_item(d) for d in page],
+                          "next_cursor": next_cursor})
 
 
 def _aware(moment: datetime) -> datetime:

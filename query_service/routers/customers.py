@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from query_service import views
 from query_service.consistency import Consistency, read_consistent
@@ -13,7 +13,7 @@ from query_service.cursors import decode_cursor, encode_cursor
 from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.schemas import AccountList, Customer360, CustomerPage, CustomerStats
 from shared.auth import Principal, forbidden
-from shared.http import ERROR_RESPONSES, ApiError
+from shared.http import ERROR_RESPONSES, ApiError, json_response
 from shared.readmodel import CUSTOMERS, DAILY_STATS
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -56,7 +56,7 @@ async def search_customers(
                             description="case-insensitive text in name or email")] = "",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> dict:
+) -> Response:
     # The search text is escaped: it is matched as text, never as a pattern or an operator.
     needle = re.escape(q.lower())
     match: dict = {"version": {"$gte": 1}}
@@ -70,22 +70,24 @@ async def search_customers(
         .limit(limit + 1).to_list()
     page = docs[:limit]
     next_cursor = encode_cursor({"after": page[-1]["_id"]}) if len(docs) > limit else None
-    return {"items": [views.customer_item(d) for d in page], "next_cursor": next_cursor}
+    return json_response({"items": [views.customer_item(d) for d in page],
+                          "next_cursor": next_cursor})
 
 
 @router.get("/{customer_id}", response_model=Customer360, responses=VIEW_ERRORS,
             summary="Customer 360: profile, every account, totals per currency")
 async def customer_360(customer_id: UUID, db: Db, consistency: ConsistencyDep,
-                       reader: Reader) -> dict:
-    return views.customer_360(await _registered_customer(db, customer_id, consistency, reader))
+                       reader: Reader) -> Response:
+    return json_response(
+        views.customer_360(await _registered_customer(db, customer_id, consistency, reader)))
 
 
 @router.get("/{customer_id}/accounts", response_model=AccountList, responses=VIEW_ERRORS,
             summary="The customer's accounts, closed ones included")
 async def customer_accounts(customer_id: UUID, db: Db, consistency: ConsistencyDep,
-                            reader: Reader) -> dict:
+                            reader: Reader) -> Response:
     doc = await _registered_customer(db, customer_id, consistency, reader)
-    return {"items": [views.account_summary(a) for a in doc["accounts"]]}
+    return json_response({"items": [views.account_summary(a) for a in doc["accounts"]]})
 
 
 @router.get("/{customer_id}/stats", response_model=CustomerStats, responses=VIEW_ERRORS,
@@ -99,7 +101,7 @@ async def customer_stats(
                      Query(alias="from", description="first day (ISO 8601), inclusive")] = None,
     to: Annotated[date | datetime | None,
                   Query(description="last day (ISO 8601), inclusive")] = None,
-) -> dict:
+) -> Response:
     # Statistics are written before the customer view, so a customer view that holds the
     # token's versions means the statistics hold them too.
     await _registered_customer(db, customer_id, consistency, reader)
@@ -112,7 +114,7 @@ async def customer_stats(
     if window:
         match["date"] = window
     docs = await db[DAILY_STATS].find(match).sort([("date", 1), ("currency", 1)]).to_list()
-    return {"days": [views.daily_figures(d) for d in docs]}
+    return json_response({"days": [views.daily_figures(d) for d in docs]})
 
 
 def _utc_day(moment: date | datetime) -> str:

@@ -20,6 +20,7 @@ from command_service.domain.model import AccountType
 from shared.auth import (
     ADMIN,
     ANONYMOUS,
+    LEEWAY_S,
     READ,
     WRITE,
     Authenticator,
@@ -137,6 +138,30 @@ def test_es256_keys_from_a_jwks_file_are_chosen_by_kid(tmp_path):
     refusal(verifier, mismatched)
     # Several keys and no kid: which one is meant is not guessed.
     refusal(verifier, jwt.encode(claims(), first, algorithm="ES256"))
+
+
+def test_a_verified_token_is_not_checked_again_until_it_expires(monkeypatch):
+    now = [time.time()]
+    verifier = TokenVerifier(TokenVerifier.from_settings(settings())._keys, "cqrs-accounts",
+                             "cqrs-accounts", clock=lambda: now[0])
+    checks = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: checks.append(1) or real_decode(*a, **k))
+    token = hs256(exp=int(now[0]) + 60)
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first and len(checks) == 1
+    assert verifier.verify(hs256(sub="bob")).subject == "bob" and len(checks) == 2
+    now[0] = int(now[0]) + 60 + LEEWAY_S  # where PyJWT refuses it: checked again
+    verifier.verify(token)
+    assert len(checks) == 3
+
+
+def test_the_verified_tokens_kept_are_bounded(monkeypatch):
+    monkeypatch.setattr("shared.auth.VERIFIED_TOKENS_KEPT", 2)
+    verifier = TokenVerifier.from_settings(settings())
+    for subject in ("a", "b", "c"):
+        verifier.verify(hs256(sub=subject))
+    assert [p.subject for p, _ in verifier._verified.values()] == ["b", "c"]
 
 
 # -- refused tokens ----------------------------------------------------------------------------
