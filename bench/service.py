@@ -10,11 +10,10 @@ time slice with what it measures, and so that py-spy can sample one role at a ti
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from shared.config import load_settings
 from shared.observability import configure_logging
-from shared.worker import InLoopServer, stop_on_signals
+from shared.worker import InLoopServer, run, stop_on_signals
 
 ROLES = ("command-api", "query-api", "relay", "projector")
 
@@ -48,7 +47,7 @@ def main() -> None:
     parser.add_argument("role", choices=ROLES)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    asyncio.run(serve(args.role, args.port))
+    run(serve(args.role, args.port))  # as the shipped processes run (cli/main.py)
 
 
 if __name__ == "__main__":

@@ -72,10 +72,10 @@ def query_api(host: Host = "127.0.0.1", port: Annotated[int, typer.Option()] = 8
 
 
 def _serve(api, host: str, port: int) -> None:
-    from shared.worker import serve_app
+    from shared.worker import run, serve_app
 
     try:
-        asyncio.run(serve_app(api, host, port))
+        run(serve_app(api, host, port))
     except (OSError, SystemExit, RuntimeError) as exc:  # could not bind, or start failed
         err.print(f"[red]cannot serve on {host}:{port}:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -91,9 +91,10 @@ def relay(
 ) -> None:
     """Publish the outbox to Kafka (one active relay; others stand by)."""
     from command_service.relay_worker import serve_relay
+    from shared.worker import run
 
     settings = settings_or_exit()
-    asyncio.run(serve_relay(settings, host, port, resend_from=resend_from))
+    run(serve_relay(settings, host, port, resend_from=resend_from))
 
 
 @app.command()
@@ -103,9 +104,10 @@ def projector(
 ) -> None:
     """Consume events and keep the MongoDB read models up to date."""
     from projector.worker import serve_projector
+    from shared.worker import run
 
     settings = settings_or_exit()
-    asyncio.run(serve_projector(settings, host, port))
+    run(serve_projector(settings, host, port))
 
 
 @app.command()

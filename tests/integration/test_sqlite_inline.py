@@ -63,11 +63,10 @@ async def test_writers_of_one_process_take_turns_and_lose_nothing(tmp_path):
             await conn.execute(sa.text("INSERT INTO counter VALUES (0)"))
 
         async def increment() -> None:
-            async with write_lock(engine):
-                async with engine.begin() as conn:
-                    n = await conn.scalar(sa.text("SELECT n FROM counter"))
-                    await asyncio.sleep(0)  # let the others run between read and write
-                    await conn.execute(sa.text("UPDATE counter SET n = :n"), {"n": n + 1})
+            async with write_lock(engine), engine.begin() as conn:
+                n = await conn.scalar(sa.text("SELECT n FROM counter"))
+                await asyncio.sleep(0)  # let the others run between read and write
+                await conn.execute(sa.text("UPDATE counter SET n = :n"), {"n": n + 1})
 
         await asyncio.gather(*(increment() for _ in range(50)))
         async with engine.connect() as conn:
