@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import platform
@@ -17,6 +16,7 @@ from pathlib import Path
 from bench import report
 from bench.backends import Backends
 from bench.context import SIZES, Context
+from shared.worker import run
 
 SECTIONS = ("commands", "relay", "peer", "projector", "queries", "e2e")
 RESULTS = Path(__file__).parent / "results"
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     # as an application that configured nothing would.
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.WARNING)
-    results = asyncio.run(_run(args))
+    results = run(_run(args))  # the event loop the shipped processes run on
     name = datetime.fromisoformat(results["started_at"]).strftime("%Y-%m-%d")
     if results["kind"] != "default":
         name += f"-{results['kind']}"
