@@ -106,7 +106,7 @@ class LeaderLease:
                 relay_lease.c.name == LEASE_NAME, relay_lease.c.holder == self.holder))
 
     async def current_holder(self) -> str | None:
-        async with self._engine.connect() as conn:
+        async with read_only(self._engine).connect() as conn:
             return await conn.scalar(sa.select(relay_lease.c.holder).where(
                 relay_lease.c.name == LEASE_NAME, relay_lease.c.expires_at >= _utcnow()))
 
@@ -173,15 +173,23 @@ class OutboxRelay:
                 acks = await self._send(rows)
                 if settling is not None:
                     previous, settling = settling, None
-                    published += await previous
+                    try:
+                        published += await previous
+                    except BaseException:
+                        # Not marked: this batch goes out again next run. Collect its acks.
+                        await asyncio.gather(*acks, return_exceptions=True)
+                        raise
                 settling = asyncio.create_task(self._settle(rows, acks, failed_keys))
                 in_flight = [row.id for row in rows]
                 if not await self._lease.hold():
                     self.is_leader = False
                     break
-        finally:
-            if settling is not None:
-                published += await settling
+        except BaseException:
+            if settling is not None:  # mark what was acknowledged, then raise the first error
+                await _settle_quietly(settling)
+            raise
+        if settling is not None:
+            published += await settling
         if failed_keys:
             raise RuntimeError(f"the broker refused rows of {len(failed_keys)} aggregate(s)")
         return published
@@ -236,6 +244,13 @@ class OutboxRelay:
             await conn.execute(
                 outbox.update().where(_id_in(ids)).values(sent_at=_utcnow())
             )
+
+
+async def _settle_quietly(settling: asyncio.Task[int]) -> None:
+    try:
+        await settling
+    except Exception as exc:  # the error already on its way up is the one to report
+        log.warning("could not settle the batch in flight: %s", exc.__class__.__name__)
 
 
 def _id_in(ids: list[int], *, negate: bool = False) -> sa.TextClause:

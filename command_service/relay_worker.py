@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from command_service.db.engine import create_engine
+from command_service.db.engine import create_engine, read_only
 from command_service.relay import LeaderLease, OutboxRelay, monitor_backlog
 from command_service.relay import resend_from as queue_resend
 from shared.config import Settings
@@ -33,7 +33,8 @@ async def serve_relay(settings: Settings, host: str, port: int,
     producer = make_producer(settings)
 
     async def database_answers() -> None:
-        async with engine.connect() as conn:
+        # Read-only: on SQLite it must not queue for the write lock behind a busy writer.
+        async with read_only(engine).connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def broker_answers() -> None:

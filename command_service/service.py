@@ -24,6 +24,7 @@ from tenacity import (
 )
 
 from command_service.access import Forbidden, check_command, check_in_transaction
+from command_service.db.engine import read_only
 from command_service.db.tables import commands
 from command_service.domain.commands import Command
 from command_service.domain.errors import DomainError, NotFoundError
@@ -162,7 +163,7 @@ class CommandService:
             log.exception("could not record failed command %s", record.command_id)
 
     async def command_status(self, command_id: str) -> dict | None:
-        async with self._engine.connect() as conn:
+        async with read_only(self._engine).connect() as conn:
             row = (await conn.execute(
                 sa.select(commands).where(commands.c.command_id == command_id)
             )).mappings().first()

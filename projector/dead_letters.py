@@ -42,15 +42,22 @@ class ParkedAggregates:
     def __init__(self, dead_letters: DeadLetters) -> None:
         self._dead_letters = dead_letters
         self._known: set[str] | None = None  # None: read them all before the next batch
+        self._generation = 0  # bumped by forget(), which may run during a read (a rebalance)
 
     async def among(self, aggregate_ids: set[str]) -> set[str]:
-        if self._known is None:
-            self._known = await self._dead_letters.parked_aggregates()
-        candidates = self._known & aggregate_ids
+        known = self._known
+        while known is None:
+            generation = self._generation
+            known = await self._dead_letters.parked_aggregates()
+            if generation != self._generation:
+                known = None  # forgotten while reading: the previous owner may have parked more
+        self._known = known
+        candidates = known & aggregate_ids
         if not candidates:
             return set()
         parked = await self._dead_letters.parked_aggregates(candidates)
-        self._known -= candidates - parked
+        if self._known is not None:
+            self._known -= candidates - parked
         return parked
 
     def add(self, aggregate_ids: set[str]) -> None:
@@ -59,6 +66,7 @@ class ParkedAggregates:
 
     def forget(self) -> None:
         self._known = None
+        self._generation += 1
 
 
 class DeadLetters:

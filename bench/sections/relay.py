@@ -66,7 +66,7 @@ def _time_phases(relay: OutboxRelay) -> tuple[dict[str, float], list[float]]:
     overlaps the next batch's claim, so the shares can add up to more than 1), and each
     batch's latency from the start of its claim to its committed mark."""
     spent: dict[str, float] = {}
-    claimed_at: list[float] = []
+    claimed_at: dict[int, float] = {}  # first row id of a batch -> when its claim started
     latencies: list[float] = []
     for name, label in (("_claim", "claim query"), ("_send", "hand to producer"),
                         ("_settle", "acks + mark sent")):
@@ -77,14 +77,14 @@ def _time_phases(relay: OutboxRelay) -> tuple[dict[str, float], list[float]]:
             started = time.perf_counter()
             try:
                 result = await _method(*args, **kwargs)
-                if _label == "claim query" and result:  # a batch that will be settled
-                    claimed_at.append(started)
+                if _label == "claim query" and result:
+                    claimed_at[result[0].id] = started
                 return result
             finally:
                 now = time.perf_counter()
                 spent[_label] += now - started
                 if _label == "acks + mark sent":
-                    latencies.append(now - claimed_at.pop(0))
+                    latencies.append(now - claimed_at.pop(args[0][0].id))
 
         setattr(relay, name, timed)
     return spent, latencies

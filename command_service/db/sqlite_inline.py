@@ -25,6 +25,7 @@ holding the one writer's lock), and SQLite's lock is held through a checkpoint e
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -36,6 +37,8 @@ QUICK, BEGIN, ON_THREAD = "quick", "begin", "on thread"
 
 def _kind(fn: Callable, args: tuple) -> str:
     name = getattr(fn, "__name__", "")
+    if name == "close" and isinstance(getattr(fn, "__self__", None), sqlite3.Connection):
+        return ON_THREAD  # the connection itself: after everything queued on its thread
     if name in ("execute", "executescript") and args and isinstance(args[0], str):
         keyword = args[0].lstrip()[:6].upper()
         if keyword.startswith("BEGIN"):
@@ -52,21 +55,41 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 class InlineConnection(aiosqlite.Connection):
     """An aiosqlite connection that runs quick calls inline (see the module's docstring). Its
     sqlite3 connection is made with check_same_thread=False: calls come from the event loop
-    and the connection's thread, one at a time (each is awaited before the next)."""
+    and the connection's thread, never both at once. While a call sent to the thread has not
+    finished there (its caller may have been cancelled and moved on: a waiting BEGIN cannot be
+    interrupted), every later call queues behind it on the thread too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_thread = 0  # calls queued or running on the thread; changed under the lock
+        self._count_lock = threading.Lock()
 
     async def _execute(self, fn, *args, **kwargs):
-        if self._connection is None:
+        if not self._running or self._connection is None:
             raise ValueError("Connection closed")
-        kind = _kind(fn, args)
-        if kind == QUICK:
-            return fn(*args, **kwargs)
-        if kind == BEGIN:
+        if not self._on_thread:
+            kind = _kind(fn, args)
+            if kind == QUICK:
+                return fn(*args, **kwargs)
+            if kind == BEGIN:
+                try:
+                    return self._without_waiting(fn, *args, **kwargs)
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise
+        return await self._on_connection_thread(fn, *args, **kwargs)
+
+    async def _on_connection_thread(self, fn, *args, **kwargs):
+        def call():
             try:
-                return self._without_waiting(fn, *args, **kwargs)
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-        return await super()._execute(fn, *args, **kwargs)
+                return fn(*args, **kwargs)
+            finally:  # on the thread: counts the call done when it is, cancelled or not
+                with self._count_lock:
+                    self._on_thread -= 1
+
+        with self._count_lock:
+            self._on_thread += 1
+        return await super()._execute(call)
 
     def _without_waiting(self, fn, *args, **kwargs):
         conn = self._connection
