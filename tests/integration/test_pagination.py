@@ -35,7 +35,10 @@ async def test_history_and_search_pages_survive_concurrent_inserts(settings, rea
         for _ in range(12):
             last = await stack.commands.post(f"/v1/accounts/{account}/deposits",
                                              json={"amount": "1.00"})
-        token = {"X-Consistency-Token": last.headers["X-Consistency-Token"]}
+        # Also waits out the fresh projector's consumer-group join (past the default 2 s on
+        # a busy machine).
+        token = {"X-Consistency-Token": last.headers["X-Consistency-Token"],
+                 "X-Consistency-Wait-Ms": "10000"}
         history = (await stack.queries.get(f"/v1/accounts/{account}/transactions",
                                            params={"limit": 500}, headers=token)).json()
         before = [t["transaction_id"] for t in history["items"]]

@@ -100,13 +100,16 @@ async def test_transfer_legs_and_lifecycle_show_in_every_view(settings, read_db)
         assert mismatch.status_code == 409
         assert mismatch.json()["error"]["code"] == "currency_mismatch"
 
-        token = transfer.headers["X-Consistency-Token"]
+        # The first read of a fresh stack may wait for the projector to join its consumer
+        # group as well (about a second, longer on a busy machine): past the default 2 s wait.
+        wait = {"X-Consistency-Token": transfer.headers["X-Consistency-Token"],
+                "X-Consistency-Wait-Ms": "10000"}
         history = (await stack.queries.get(f"/v1/accounts/{target}/transactions",
-                                           headers={"X-Consistency-Token": token})).json()
+                                           headers=wait)).json()
         assert [(t["kind"], t["amount"], t["counterparty_account_id"], t["reference"])
                 for t in history["items"]] == [("transfer_in", "20.00", source, "rent")]
         sent = (await stack.queries.get(f"/v1/accounts/{source}/transactions",
-                                        headers={"X-Consistency-Token": token})).json()
+                                        headers=wait)).json()
         assert sent["items"][0]["kind"] == "transfer_out"
         assert sent["items"][0]["counterparty_account_id"] == target
 
