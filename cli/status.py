@@ -15,6 +15,7 @@ from rich.console import Group
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from command_service.db.engine import read_only
 from command_service.db.tables import events, relay_lease
 from command_service.relay import outbox_backlog
 from projector.dead_letters import PARKED
@@ -45,7 +46,7 @@ class Status:
 async def collect_status(settings: Settings, engine: AsyncEngine, db: AsyncDatabase) -> Status:
     status = Status()
     status.unsent, status.oldest_unsent_s = await outbox_backlog(engine)
-    async with engine.connect() as conn:
+    async with read_only(engine).connect() as conn:
         lease = (await conn.execute(sa.select(relay_lease))).first()
         status.events_total, newest = (await conn.execute(
             sa.select(sa.func.count(), sa.func.max(events.c.occurred_at)))).one()

@@ -145,8 +145,7 @@ class SqlUnitOfWork:
         return await self.connection.scalar(_ACCOUNT_OWNER, {"account_id": account_id})
 
     async def account_exists(self, account_id: str) -> bool:
-        found = await self.connection.scalar(_ACCOUNT_ID, {"account_id": account_id})
-        return found is not None
+        return await self.account_owner(account_id) is not None
 
     def add(self, aggregate: Customer | Account) -> None:
         self._track(aggregate, None)
@@ -241,8 +240,6 @@ _EMAIL_OWNER = sa.select(customers.c.customer_id).where(
 _ACCOUNT_FOR_UPDATE = sa.select(accounts).where(
     accounts.c.account_id == sa.bindparam("account_id")).with_for_update()
 _ACCOUNT_OWNER = sa.select(accounts.c.customer_id).where(
-    accounts.c.account_id == sa.bindparam("account_id"))
-_ACCOUNT_ID = sa.select(accounts.c.account_id).where(
     accounts.c.account_id == sa.bindparam("account_id"))
 _INSERT = {table: table.insert() for table in (customers, accounts, commands, events, outbox)}
 _UPDATE_IF_VERSION = {

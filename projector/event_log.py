@@ -47,11 +47,11 @@ async def read_events(engine: AsyncEngine, after_position: int = 0,
 
 
 async def last_position(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
+    async with read_only(engine).connect() as conn:
         return (await conn.scalar(sa.select(sa.func.max(events.c.position)))) or 0
 
 
 async def count_events(engine: AsyncEngine, after_position: int = 0) -> int:
-    async with engine.connect() as conn:
+    async with read_only(engine).connect() as conn:
         return await conn.scalar(sa.select(sa.func.count()).where(
             events.c.position > after_position))

@@ -126,6 +126,11 @@ async def project_events(store: ReadStore, events: list[EventEnvelope]) -> Batch
     return plan
 
 
+def conflict_pause_s(attempt: int) -> float:
+    """How long to wait before planning again after losing a write race: growing, capped."""
+    return min(0.005 * 2 ** min(attempt, 8), 1.0)
+
+
 async def project_with_retries(store: ReadStore, events: list[EventEnvelope],
                                attempts: int = 50) -> BatchPlan:
     """project_events, planned again from fresh reads while another writer (the live
@@ -134,5 +139,5 @@ async def project_with_retries(store: ReadStore, events: list[EventEnvelope],
         try:
             return await project_events(store, events)
         except WriteConflictError:
-            await asyncio.sleep(min(0.005 * 2 ** min(attempt, 8), 1.0))
+            await asyncio.sleep(conflict_pause_s(attempt))
     raise WriteConflictError(f"still conflicting after {attempts} attempts")

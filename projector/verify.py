@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from pymongo import DeleteMany, ReplaceOne
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from command_service.db.engine import read_only
 from command_service.db.tables import accounts, customers
 from projector.event_log import read_events
 from projector.planner import plan_batch
@@ -32,7 +33,7 @@ from projector.projections import (
     daily_stats_id,
     transaction_kind,
 )
-from projector.store import ReadStore, WriteConflictError
+from projector.store import ReadStore, WriteConflictError, conflict_pause_s
 from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, TRANSACTIONS, ViewDatabase
 
 STATS_COMPARED = ("deposits_minor", "withdrawals_minor", "transfers_in_minor",
@@ -84,7 +85,7 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
     await views.refresh()
     expected = await fold_event_log(engine)
     drift: list[Drift] = []
-    async with engine.connect() as conn:
+    async with read_only(engine).connect() as conn:
         account_rows = {r.account_id: r for r in await conn.execute(sa.select(accounts))}
         customer_rows = {r.customer_id: r for r in await conn.execute(sa.select(customers))}
 
@@ -157,12 +158,12 @@ async def repair(engine: AsyncEngine, views: ViewDatabase, customer_ids: set[str
     """Re-project each customer and its accounts from the event log; returns how many."""
     repaired = 0
     for customer_id in sorted(customer_ids):
-        for _ in range(20):
+        for attempt in range(20):
             try:
                 await _repair_customer(engine, views, customer_id)
                 break
-            except WriteConflictError:
-                continue  # the live projector wrote meanwhile: read again, project again
+            except WriteConflictError:  # the live projector wrote meanwhile: read again
+                await asyncio.sleep(conflict_pause_s(attempt))
         else:
             raise RuntimeError(f"customer {customer_id} kept changing during the repair")
         repaired += 1
@@ -171,7 +172,7 @@ async def repair(engine: AsyncEngine, views: ViewDatabase, customer_ids: set[str
 
 async def _repair_customer(engine: AsyncEngine, views: ViewDatabase, customer_id: str) -> None:
     await views.refresh()
-    async with engine.connect() as conn:
+    async with read_only(engine).connect() as conn:
         account_ids = list((await conn.scalars(sa.select(accounts.c.account_id).where(
             accounts.c.customer_id == customer_id))).all())
     # Read the stored revisions before the log, so the log holds at least what they show.

@@ -76,7 +76,7 @@ def _sqlite_engine(settings: Settings) -> AsyncEngine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, async_creator=inline_connector(
-        url.database or ":memory:", timeout=settings.database_timeout_s * 6))
+        url.database or ":memory:", busy_timeout_s=settings.database_timeout_s * 6))
 
     # SQLite has one writer at a time. BEGIN IMMEDIATE takes the write lock when a transaction
     # starts, so two commands never both read a balance and then race to write it; pysqlite's
@@ -88,7 +88,6 @@ def _sqlite_engine(settings: Settings) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(settings.database_timeout_s * 6000)}")
         cursor.close()
 
     @sa.event.listens_for(engine.sync_engine, "begin")
@@ -112,7 +111,6 @@ def read_only(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{READ_ONLY: True})
 
 
-
 _WRITE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -122,4 +120,7 @@ def write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
     processes still meet at SQLite's lock; MySQL needs none of this (row locks)."""
     if engine.dialect.name != "sqlite":
         return None
-    return _WRITE_LOCKS.setdefault(engine.sync_engine, asyncio.Lock())
+    lock = _WRITE_LOCKS.get(engine.sync_engine)
+    if lock is None:
+        lock = _WRITE_LOCKS[engine.sync_engine] = asyncio.Lock()
+    return lock

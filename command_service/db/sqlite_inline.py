@@ -28,7 +28,6 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 import aiosqlite
 
@@ -59,8 +58,10 @@ class InlineConnection(aiosqlite.Connection):
     finished there (its caller may have been cancelled and moved on: a waiting BEGIN cannot be
     interrupted), every later call queues behind it on the thread too."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, connector: Callable[[], sqlite3.Connection],
+                 busy_timeout_ms: int) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self._busy_timeout_ms = busy_timeout_ms
         self._on_thread = 0  # calls queued or running on the thread; changed under the lock
         self._count_lock = threading.Lock()
 
@@ -92,22 +93,21 @@ class InlineConnection(aiosqlite.Connection):
         return await super()._execute(call)
 
     def _without_waiting(self, fn, *args, **kwargs):
-        conn = self._connection
-        timeout_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
-        conn.execute("PRAGMA busy_timeout = 0")
+        self._connection.execute("PRAGMA busy_timeout = 0")
         try:
             return fn(*args, **kwargs)
         finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
+            self._connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
 
 
-def inline_connector(database: str, **kwargs: Any) -> Callable[[], InlineConnection]:
-    """An `async_creator` for create_async_engine: the connections above, on `database`."""
+def inline_connector(database: str, busy_timeout_s: float) -> Callable[[], InlineConnection]:
+    """An `async_creator` for create_async_engine: the connections above, on `database`,
+    waiting at most `busy_timeout_s` for another process's write lock."""
 
     async def connect() -> InlineConnection:
         connection = InlineConnection(
-            partial(sqlite3.connect, database, check_same_thread=False, **kwargs),
-            iter_chunk_size=64)
+            partial(sqlite3.connect, database, timeout=busy_timeout_s, check_same_thread=False),
+            busy_timeout_ms=int(busy_timeout_s * 1000))
         connection._thread.daemon = True  # as SQLAlchemy's own aiosqlite connect does
         return await connection
 
