@@ -1,6 +1,6 @@
 """The outbox relay: publishes committed outbox rows to Kafka in order, then marks them sent.
 
-Guarantees it carries (DESIGN.md):
+Guarantees it carries (docs/design.md):
 1. No lost event: a row is marked sent only after the broker acknowledged it (acks=all). A crash
    before the mark re-sends it; the projector's version guard makes the duplicate harmless.
 2. No skipped event: it claims rows by `sent_at IS NULL`, never by "id > last id", so a row that
@@ -8,7 +8,8 @@ Guarantees it carries (DESIGN.md):
 3. Per-aggregate order: one relay holds the leader lease at a time and publishes rows in id
    order with the aggregate id as key. One aggregate's rows are written by transactions that
    hold its row lock, so their ids are in commit order; after a failed send, the aggregate's
-   later rows in the batch are not marked sent, so they go out again after it. A relay that
+   later rows in the batch are not marked sent, so they go out again after it. A message the
+   broker refuses for what it is holds back only its own aggregate (relay_refusals.py). A relay that
    stalls past its lease while a standby takes over can send a row twice (the read side
    skips the duplicate); the projector holds any version that arrives before its predecessor.
 """
@@ -22,6 +23,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -33,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from command_service.db.engine import read_only
 from command_service.db.tables import outbox, relay_lease
+from command_service.relay_refusals import RefusedKeys, is_record_refusal, needs_lone_resend
 from shared.observability import LOG_CONTEXT, bind
 from shared.tracing import child_traceparent
 from shared.tracing import enabled as tracing_enabled
@@ -51,6 +54,8 @@ BACKLOG = Gauge("cqrs_outbox_backlog_events", "Outbox rows not yet published")
 OLDEST_UNSENT = Gauge("cqrs_outbox_oldest_unsent_age_seconds",
                       "Age of the oldest outbox row not yet published (0 when none)")
 IS_LEADER = Gauge("cqrs_relay_is_leader", "1 while this relay holds the leader lease")
+REFUSED_AGGREGATES = Gauge("cqrs_relay_refused_aggregates",
+                           "Aggregates held back because the broker refuses their next message")
 LEASE_NAME = "outbox-relay"
 
 
@@ -120,15 +125,23 @@ class OutboxRow:
     payload: str
 
 
+RenewProducer = Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]]
+
+
 class OutboxRelay:
     def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, lease: LeaderLease, *,
-                 batch_size: int = 500, idle_poll_s: float = 0.025) -> None:
+                 batch_size: int = 500, idle_poll_s: float = 0.025,
+                 renew_producer: RenewProducer | None = None) -> None:
+        """`renew_producer` stops a producer and returns a new, started one: an idempotent
+        producer must be replaced after the broker refused one of its batches."""
         self._engine = engine
         self._reader = read_only(engine)
-        self._producer = producer
+        self.producer = producer
+        self._renew_producer = renew_producer
         self._lease = lease
         self._batch_size = batch_size
         self._idle_poll_s = idle_poll_s
+        self.refused = RefusedKeys()
         self.is_leader = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -163,6 +176,7 @@ class OutboxRelay:
             return 0
         published = 0
         failed_keys: set[str] = set()  # keys with a refused row: nothing later of theirs is marked
+        suspects: list[OutboxRow] = []  # refused with their batch: each is sent again alone
         settling: asyncio.Task[int] | None = None  # acks + mark of the batch before
         in_flight: list[int] = []
         try:
@@ -179,7 +193,7 @@ class OutboxRelay:
                         # Not marked: this batch goes out again next run. Collect its acks.
                         await asyncio.gather(*acks, return_exceptions=True)
                         raise
-                settling = asyncio.create_task(self._settle(rows, acks, failed_keys))
+                settling = asyncio.create_task(self._settle(rows, acks, failed_keys, suspects))
                 in_flight = [row.id for row in rows]
                 if not await self._lease.hold():
                     self.is_leader = False
@@ -190,12 +204,20 @@ class OutboxRelay:
             raise
         if settling is not None:
             published += await settling
-        if failed_keys:
-            raise RuntimeError(f"the broker refused rows of {len(failed_keys)} aggregate(s)")
+        resolved: set[str] = set()
+        if suspects:  # nothing is in flight now
+            resent, resolved = await self._resend_alone(suspects)
+            published += resent
+        REFUSED_AGGREGATES.set(len(self.refused))
+        # Refused records hold back only their aggregates; anything else is an outage.
+        if unsent := [key for key in failed_keys if key not in resolved]:
+            raise RuntimeError(f"the broker did not acknowledge rows of {len(unsent)} "
+                               "aggregate(s)")
         return published
 
     async def _claim(self, exclude: list[int]) -> list[OutboxRow]:
-        """The oldest unsent rows, leaving out the batch still in flight (not marked yet)."""
+        """The oldest unsent rows, leaving out the batch still in flight (not marked yet) and
+        the aggregates held back after a refusal until their retry is due."""
         query = (sa.select(outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.headers,
                            outbox.c.payload)
                  .where(outbox.c.sent_at.is_(None))
@@ -203,6 +225,8 @@ class OutboxRelay:
                  .limit(self._batch_size))
         if exclude:
             query = query.where(_id_in(exclude, negate=True))
+        if waiting := self.refused.waiting():
+            query = query.where(outbox.c.message_key.not_in(waiting))
         async with self._reader.connect() as conn:
             return [OutboxRow(*row) for row in await conn.execute(query)]
 
@@ -216,17 +240,66 @@ class OutboxRelay:
             if tracing:  # the projector's span continues from this publish span
                 fields["traceparent"] = child_traceparent(
                     "relay publish", fields.get("traceparent"), event_id=fields.get("event_id"))
-            headers = [(k, v.encode()) for k, v in fields.items() if v]
-            acks.append(await self._producer.send(
-                row.topic, value=row.payload.encode(), key=row.key.encode(), headers=headers))
+            acks.append(await self._send_one(row, _headers(fields)))
         return acks
 
+    async def _send_one(self, row: OutboxRow, headers: list[tuple[str, bytes]]) -> asyncio.Future:
+        try:
+            return await self.producer.send(row.topic, value=row.payload.encode(),
+                                              key=row.key.encode(), headers=headers)
+        except Exception as exc:
+            if not is_record_refusal(exc):  # over the producer's own max_request_size
+                raise
+            refused = asyncio.get_running_loop().create_future()
+            refused.set_exception(exc)
+            return refused
+
+    async def _resend_alone(self, suspects: list[OutboxRow]) -> tuple[int, set[str]]:
+        """Kafka refuses a whole partition batch for one bad record: send each suspect row
+        again on its own, in order, to tell the culprit from its batch mates, and hold the
+        culprit's aggregate back. Returns the rows now sent and the keys this settled."""
+        sent, resolved, culprits = [], set(), set()
+        await self._after_refusal()
+        for row in sorted(suspects, key=lambda r: r.id):
+            if row.key in culprits:
+                continue
+            try:
+                await (await self._send_one(row, _headers(json.loads(row.headers))))
+            except Exception as exc:
+                if not is_record_refusal(exc):
+                    log.warning("could not resend outbox row %d alone: %s", row.id, exc)
+                    break  # the broker is away: the next run starts over
+                culprits.add(row.key)
+                await self._after_refusal()
+                retry_in = self.refused.refuse(row.key)
+                log.warning("the broker refuses outbox row %d (%s); aggregate %s is held back, "
+                            "next try in %.0fs", row.id, exc, row.key, retry_in)
+            else:
+                sent.append(row.id)
+                self.refused.accepted(row.key)
+            resolved.add(row.key)
+        await self._mark_sent(sent)
+        PUBLISHED.inc(len(sent))
+        return len(sent), resolved
+
+    async def _after_refusal(self) -> None:
+        """A refused batch took sequence numbers the broker never saw: an idempotent producer
+        answers OutOfOrderSequenceNumber on that partition from then on, so it is replaced."""
+        if self._renew_producer is not None:
+            self.producer = await self._renew_producer(self.producer)
+
     async def _settle(self, rows: list[OutboxRow], acks: list[asyncio.Future],
-                      failed_keys: set[str]) -> int:
-        """Wait for every acknowledgement of a batch, then mark the acknowledged rows sent."""
+                      failed_keys: set[str], suspects: list[OutboxRow]) -> int:
+        """Wait for every acknowledgement of a batch, then mark the acknowledged rows sent;
+        rows refused with their batch are added to `suspects`."""
         started = time.perf_counter()
         results = await asyncio.gather(*acks, return_exceptions=True)
+        suspects.extend(row for row, result in zip(rows, results, strict=True)
+                        if needs_lone_resend(result))
         sent = acknowledged_ids(rows, results, failed_keys)
+        for row, result in zip(rows, results, strict=True):
+            if row.key in self.refused and not isinstance(result, BaseException):
+                self.refused.accepted(row.key)
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, BaseException) or log.isEnabledFor(logging.DEBUG):
                 _log_publish(row, result)
@@ -251,6 +324,10 @@ async def _settle_quietly(settling: asyncio.Task[int]) -> None:
         await settling
     except Exception as exc:  # the error already on its way up is the one to report
         log.warning("could not settle the batch in flight: %s", exc.__class__.__name__)
+
+
+def _headers(fields: dict[str, str]) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in fields.items() if v]
 
 
 def _id_in(ids: list[int], *, negate: bool = False) -> sa.TextClause:

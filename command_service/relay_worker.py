@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaProducer
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from command_service.db.engine import create_engine, read_only
 from command_service.relay import LeaderLease, OutboxRelay, monitor_backlog
 from command_service.relay import resend_from as queue_resend
 from shared.config import Settings
-from shared.kafka import ensure_topic, make_producer
+from shared.kafka import ensure_topic, make_producer, start_producer
 from shared.tracing import configure_tracing
 from shared.worker import OpsServer, stop_on_signals
 
@@ -31,6 +29,7 @@ async def serve_relay(settings: Settings, host: str, port: int,
         log.info("queued %d event(s) from position %d to be published again", queued,
                  resend_from)
     producer = make_producer(settings)
+    relay: OutboxRelay | None = None
 
     async def database_answers() -> None:
         # Read-only: on SQLite it must not queue for the write lock behind a busy writer.
@@ -38,7 +37,7 @@ async def serve_relay(settings: Settings, host: str, port: int,
             await conn.execute(sa.text("SELECT 1"))
 
     async def broker_answers() -> None:
-        await producer.client.fetch_all_metadata()
+        await (relay.producer if relay else producer).client.fetch_all_metadata()
 
     ops = OpsServer("cqrs-accounts relay", {"database": database_answers,
                                             "broker": broker_answers}, host, port)
@@ -52,10 +51,11 @@ async def serve_relay(settings: Settings, host: str, port: int,
                 if stop.is_set():
                     return
                 await ensure_topic(settings)
-                producer = await _started_producer(settings, producer)
+                producer = await start_producer(settings, producer)
         lease = LeaderLease(engine, settings.relay_lease_s)
         relay = OutboxRelay(engine, producer, lease, batch_size=settings.relay_batch_size,
-                            idle_poll_s=settings.relay_idle_poll_ms / 1000)
+                            idle_poll_s=settings.relay_idle_poll_ms / 1000,
+                            renew_producer=lambda old: start_producer(settings, old))
         log.info("relay %s started", lease.holder)
         monitor = asyncio.create_task(monitor_backlog(engine, stop))
         try:
@@ -63,22 +63,7 @@ async def serve_relay(settings: Settings, host: str, port: int,
         finally:
             monitor.cancel()
     finally:
-        await producer.stop()
+        await (relay.producer if relay else producer).stop()
         await ops.stop()
         await engine.dispose()
         log.info("relay stopped")
-
-
-async def _started_producer(settings: Settings, previous: AIOKafkaProducer) -> AIOKafkaProducer:
-    """Start a producer; a failed start leaves a client that cannot be started again, so each
-    attempt gets a fresh one."""
-    with contextlib.suppress(Exception):
-        await previous.stop()
-    producer = make_producer(settings)
-    try:
-        await producer.start()
-    except Exception:
-        with contextlib.suppress(Exception):
-            await producer.stop()
-        raise
-    return producer

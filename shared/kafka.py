@@ -3,6 +3,7 @@ clusters usually forbid auto-creation, and Tansu would pick its own partition co
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -29,6 +30,24 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         max_batch_size=512 * 1024,
         request_timeout_ms=15_000,
     )
+
+
+async def start_producer(settings: Settings,
+                         previous: AIOKafkaProducer | None = None) -> AIOKafkaProducer:
+    """Stop `previous` (if any) and start a new producer: a failed start leaves a client that
+    cannot be started again, and an idempotent producer whose batch the broker refused must
+    be replaced (a new producer id starts its sequence numbers afresh)."""
+    if previous is not None:
+        with contextlib.suppress(Exception):
+            await previous.stop()
+    producer = make_producer(settings)
+    try:
+        await producer.start()
+    except Exception:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        raise
+    return producer
 
 
 def make_consumer(settings: Settings) -> AIOKafkaConsumer:
