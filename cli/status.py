@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from pymongo.asynchronous.database import AsyncDatabase
 from rich.console import Group
 from rich.table import Table
@@ -76,21 +77,34 @@ async def _partition_offsets(settings: Settings) -> dict[int, tuple[int | None, 
     """Per partition: the end offset and the projector group's committed offset. A consumer
     that names the group but subscribes to nothing reads the group's offsets without joining
     it (so it never triggers a rebalance of the running projectors)."""
+    partitions = await _topic_partitions(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
                                 group_id=settings.kafka_consumer_group,
                                 enable_auto_commit=False, request_timeout_ms=5000)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(settings.kafka_topic)
-        if partitions is None:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(settings.kafka_topic) or set()
-        tps = [TopicPartition(settings.kafka_topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(settings.kafka_topic, p) for p in partitions]
         ends = await consumer.end_offsets(tps) if tps else {}
         return {tp.partition: (ends.get(tp), await consumer.committed(tp)) for tp in tps}
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()
+
+
+async def _topic_partitions(settings: Settings) -> list[int]:
+    """The topic's partitions, from a metadata request for that topic alone (a consumer only
+    knows the partitions of topics it subscribed to)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                request_timeout_ms=5000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([settings.kafka_topic])
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+    return sorted(p["partition"] for topic in described
+                  if topic["topic"] == settings.kafka_topic and topic["error_code"] == 0
+                  for p in topic["partitions"])
 
 
 def render(status: Status) -> Group:

@@ -47,8 +47,8 @@ APPLY_LAG = Histogram("cqrs_projector_commit_to_apply_seconds",
                       buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
 
 CONSUMER_LAG = Gauge("cqrs_projector_consumer_lag_events",
-                     "Messages on the broker not yet consumed, per partition (approximate on "
-                     "Tansu, whose end offsets can under-report)", ["partition"])
+                     "Messages on the broker not yet consumed, per partition (exact on Kafka; "
+                     "approximate on Tansu, whose end offsets can under-report)", ["partition"])
 
 
 
@@ -130,7 +130,7 @@ class Projector(ConsumerRebalanceListener):
                                                  max_records=self._batch_size)
             pending = self._decode(batch)
             if not batch and not self._held:
-                await self._measure_lag()
+                await self.measure_lag()
                 continue
             if not await self._project_until_done(pending, stop):
                 return  # stopping mid-outage: nothing committed, everything re-delivered
@@ -141,7 +141,7 @@ class Projector(ConsumerRebalanceListener):
                 # and whoever owns the partitions now re-reads from the last commit.
                 log.warning("offset commit failed (%s); the batch will be re-delivered",
                             exc.__class__.__name__)
-            await self._measure_lag()
+            await self.measure_lag()
 
     def _decode(self, batch: dict[TopicPartition, list]) -> list[_Pending]:
         pending: list[_Pending] = []
@@ -291,20 +291,23 @@ class Projector(ConsumerRebalanceListener):
         EVENTS.labels("failed").inc(len(plan.failed))
         self.last_plan = plan
 
-    async def _measure_lag(self) -> None:
-        """At most once a second: how far each assigned partition's end is ahead of us."""
-        if time.monotonic() - self._lag_measured_at < 1.0:
+    async def measure_lag(self, now: bool = False) -> None:
+        """At most once a second (or `now`): how far each assigned partition's end is ahead of
+        what we consumed. The ends come from one ListOffsets request, exact on Kafka (a fetch's
+        high watermark would be stale, and unknown for a partition not fetched yet)."""
+        if not now and time.monotonic() - self._lag_measured_at < 1.0:
             return
         self._lag_measured_at = time.monotonic()
-        for partition in self._consumer.assignment():
-            try:
-                end = self._consumer.highwater(partition)
-                if end is None:
-                    continue
+        assigned = list(self._consumer.assignment())
+        try:
+            # Bounded: with the broker away this must not hold up the loop (or a stop).
+            ends = await asyncio.wait_for(self._consumer.end_offsets(assigned), 2.0) \
+                if assigned else {}
+            for partition, end in ends.items():
                 position = await self._consumer.position(partition)
-            except (AssertionError, IllegalStateError, KafkaError):
-                continue  # reassigned while we looked: measured again in a second
-            CONSUMER_LAG.labels(str(partition.partition)).set(max(0, end - position))
+                CONSUMER_LAG.labels(str(partition.partition)).set(max(0, end - position))
+        except (AssertionError, IllegalStateError, KafkaError, TimeoutError):
+            return  # reassigned or unreachable while we looked: measured again in a second
 
     async def _commit(self, batch: dict[TopicPartition, list]) -> None:
         """Commit each partition we still own up to its last message, or up to its oldest
