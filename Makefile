@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-## make dev: the whole embedded stack on 127.0.0.1:8000 (commands) and :8001 (queries)
+## make dev: the whole stack on 127.0.0.1:8000 (commands) and :8001 (queries);
+## BROKER=kafka runs it on real Apache Kafka (needs Java 17+) instead of the embedded Tansu
+BROKER ?= tansu
 dev: $(STAMP)
-	$(BIN)/cqrs-accounts dev
+	$(BIN)/cqrs-accounts dev --broker $(BROKER)
 
 ## make test: the whole suite (MariaDB/MySQL too when CQRS_TEST_MYSQL_URL is set)
 test: $(STAMP)
@@ -39,7 +41,7 @@ fuzz: $(STAMP)
 		$(BIN)/python -m pytest -p no:cacheprovider -s tests/integration/test_fuzz.py
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .ruff_cache
+	rm -rf $(VENV) .data .cache .pytest_cache .ruff_cache
 
 # Benchmarks (not part of `make test`; its smoke mode is, as tests/integration/test_bench_smoke.py).
 .PHONY: bench bench-large
@@ -50,9 +52,15 @@ $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 	touch $(BENCH_STAMP)
 
 ## make bench: each stage beside the raw ceiling of its component and the python-cqrs peer
-## (~20 min on 2 cores); writes bench/results/<date>.json and .md, and latest.md
+## (~20 min on 2 cores); writes bench/results/<date>.json and .md, and latest.md.
+## BROKER=kafka: the relay, projector and end-to-end sections on real Apache Kafka, each
+## beside raw aiokafka on the same broker (<date>-kafka.json and .md)
 bench: $(BENCH_STAMP)
+ifeq ($(BROKER),kafka)
+	$(BIN)/python -m bench --broker kafka --only relay,projector,e2e
+else
 	$(BIN)/python -m bench
+endif
 
 ## make bench-large: the same plus the 1M-row variants (relay 1M, commands on 1M events)
 bench-large: $(BENCH_STAMP)

@@ -36,6 +36,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="folder for <date>.json, <date>.md and latest.md")
+    parser.add_argument("--broker", choices=("tansu", "kafka"), default="tansu",
+                        help="the embedded Tansu, or real Apache Kafka (fetched from Maven "
+                             "Central; needs Java 17+), each beside raw aiokafka on it")
     parser.add_argument("--no-profile", action="store_true",
                         help="skip the py-spy profiles (the smoke run never profiles)")
     return parser.parse_args(argv)
@@ -52,16 +55,18 @@ async def _run(args: argparse.Namespace) -> dict:
     # Logs and raw profiles stay out of the work tree, and are kept after the run.
     log_dir = Path(tempfile.gettempdir()) / f"cqrs-bench-logs-{stamp:%Y%m%dT%H%M%S}"
     log_dir.mkdir(parents=True, exist_ok=True)
-    backends = await Backends.start(keep_logs_in=log_dir)
+    backends = await Backends.start(keep_logs_in=log_dir, broker=args.broker)
     ctx = Context(sizes=sizes, backends=backends, log_dir=log_dir,
                   profile=not (args.smoke or args.no_profile))
     results: dict = {
         "started_at": stamp.isoformat(timespec="seconds"), "kind": sizes.name,
+        "broker_kind": backends.broker_kind,
         "machine": {"cpus": _cpus(), "python": platform.python_version(),
                     "platform": platform.platform()},
         **ctx.describe(), "sections": {},
     }
-    ctx.say(f"{sizes.name} run on {backends.write_backend}, Tansu :{backends.broker.port}, "
+    ctx.say(f"{sizes.name} run on {backends.write_backend}, {backends.broker_kind} "
+            f":{backends.broker.port}, "
             f"SecantusDB :{backends.read_store.port}; logs in {log_dir}")
     try:
         for name in SECTIONS:
@@ -106,11 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     name = datetime.fromisoformat(results["started_at"]).strftime("%Y-%m-%d")
     if results["kind"] != "default":
         name += f"-{results['kind']}"
+    if args.broker != "tansu":
+        name += f"-{args.broker}"
     json_path = args.out / f"{name}.json"
     json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     table = report.markdown(results)
     (args.out / f"{name}.md").write_text(table)
-    (args.out / "latest.md").write_text(table)
+    latest = "latest.md" if args.broker == "tansu" else f"latest-{args.broker}.md"
+    (args.out / latest).write_text(table)
     print(table)
     print(f"wrote {json_path} and {args.out / (name + '.md')}", file=sys.stderr)
     failed = [k for k, v in results["sections"].items() if v.get("status") == "failed"]

@@ -1,6 +1,7 @@
-"""The servers a bench run starts for itself: Tansu (broker) and SecantusDB (read store), each
-its own process on a free port, plus a fresh write-model database per measurement (a SQLite
-file, or a new database on the MySQL/MariaDB server named by CQRS_BENCH_MYSQL_URL)."""
+"""The servers a bench run starts for itself: the broker (the embedded Tansu, or Apache Kafka
+with BROKER=kafka) and SecantusDB (read store), each its own process on a free port, plus a
+fresh write-model database per measurement (a SQLite file, or a new database on the
+MySQL/MariaDB server named by CQRS_BENCH_MYSQL_URL)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -18,39 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from cli.devstack import (
-    broker_command,
-    free_port,
-    read_store_command,
-    stop_process,
-    wait_for_port,
-)
+from cli.servers.kafka import KafkaBroker
+from cli.servers.secantus import SecantusReadStore
+from cli.servers.tansu import TansuBroker
 from command_service.db.migrate import upgrade_to_head
 from shared.config import Settings
 
 MYSQL_ENV = "CQRS_BENCH_MYSQL_URL"
-
-
-class Server:
-    """One backend process on a free port; its output goes to a log file of the run."""
-
-    def __init__(self, name: str, argv_for_port, log_path: Path) -> None:
-        self.name, self._argv_for_port, self.log_path = name, argv_for_port, log_path
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    async def start(self) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 (the child process owns it)
-        self.process = subprocess.Popen(self._argv_for_port(self.port), stdout=log,
-                                        stderr=log, start_new_session=True)
-        await wait_for_port(self.port, self.process, self.name)
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    def stop(self) -> None:
-        stop_process(self.process)
 
 
 @dataclass
@@ -67,23 +41,24 @@ class Backends:
 
     workdir: Path
     mysql_url: str | None = None
-    broker: Server | None = None
-    read_store: Server | None = None
+    broker: TansuBroker | KafkaBroker | None = None
+    read_store: SecantusReadStore | None = None
     _databases: list[WriteDatabase] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, keep_logs_in: Path | None = None) -> Backends:
+    async def start(cls, keep_logs_in: Path | None = None,
+                    broker: str | None = None) -> Backends:
         workdir = Path(tempfile.mkdtemp(prefix="cqrs-bench-"))
         logs = keep_logs_in or workdir
         logs.mkdir(parents=True, exist_ok=True)
         backends = cls(workdir=workdir, mysql_url=os.environ.get(MYSQL_ENV) or None)
-        backends.broker = Server("tansu", broker_command, logs / "tansu.log")
-        storage = workdir / "readstore"
-        backends.read_store = Server("secantus", lambda port: read_store_command(
-            port, str(storage)), logs / "secantus.log")
+        kind = broker or "tansu"
+        backends.broker = (KafkaBroker(workdir / "kafka", logs / "kafka.log", heap_mb=1024)
+                           if kind == "kafka" else TansuBroker(logs / "tansu.log"))
+        backends.read_store = SecantusReadStore(workdir / "readstore", logs / "secantus.log")
         try:
-            await backends.broker.start()
-            await backends.read_store.start()
+            await backends.broker.astart()
+            await backends.read_store.astart()
         except BaseException:
             await backends.stop()
             raise
@@ -94,12 +69,16 @@ class Backends:
         return "mysql" if self.mysql_url else "sqlite"
 
     @property
+    def broker_kind(self) -> str:
+        return self.broker.kind
+
+    @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.broker.port}"
+        return self.broker.bootstrap_servers
 
     @property
     def mongo_url(self) -> str:
-        return f"mongodb://127.0.0.1:{self.read_store.port}/?directConnection=true"
+        return self.read_store.mongo_url
 
     async def new_write_database(self, label: str) -> WriteDatabase:
         """A new, migrated write model."""
@@ -131,7 +110,7 @@ class Backends:
         values = dict(
             database_url=database.url,
             kafka_bootstrap_servers=self.bootstrap,
-            kafka_enable_idempotence=False,  # Tansu refuses InitProducerId
+            kafka_enable_idempotence=self.broker.idempotent,  # Tansu refuses InitProducerId
             kafka_topic=f"bench-{label}-{uid}",
             kafka_consumer_group=f"bench-{label}-{uid}",
             kafka_session_timeout_ms=2000,  # Tansu holds a group join for half of it

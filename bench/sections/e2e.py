@@ -124,7 +124,8 @@ class Pipeline:
         backends = self.ctx.backends
         return CpuMeter({"command-api": self.command_api.pid, "query-api": self.query_api.pid,
                          "relay": self.relay.pid, "projector": self.projector.pid,
-                         "tansu": backends.broker.pid, "secantus": backends.read_store.pid,
+                         backends.broker_kind: backends.broker.pid,
+                         "secantus": backends.read_store.pid,
                          "load generator": os.getpid()})
 
     async def counters(self) -> dict[str, float]:

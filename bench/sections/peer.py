@@ -111,7 +111,7 @@ async def run(ctx: Context) -> dict:
         published, cycles, sends, claims = 0, [], [], []
         already = already_produced[0]
         meter = CpuMeter({"bench (peer)": os.getpid(),
-                          "tansu": ctx.backends.broker.pid}).start()
+                          ctx.backends.broker_kind: ctx.backends.broker.pid}).start()
         started = time.perf_counter()
         try:
             async with sessions() as session:

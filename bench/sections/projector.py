@@ -125,7 +125,7 @@ async def _one_size(ctx: Context, size: int, keep: bool) -> dict:
     ctx.say(f"projector: applying {size:,} events with the projector")
     meter = CpuMeter({"bench (projector)": os.getpid(),
                       "secantus": backends.read_store.pid,
-                      "tansu": backends.broker.pid}).start()
+                      backends.broker_kind: backends.broker.pid}).start()
     ours = await project(settings, size)
     ours["cpu_cores"] = meter.stop()
     batches = planned_batches(envelopes)

@@ -111,7 +111,7 @@ async def _one_size(ctx: Context, size: int, keep: bool) -> dict:
         await fill_write_model(engine, settings.kafka_topic, size)
         ctx.say(f"relay: publishing {size:,} rows with OutboxRelay")
         meter = CpuMeter({"bench (relay)": os.getpid(),
-                          "tansu": ctx.backends.broker.pid}).start()
+                          ctx.backends.broker_kind: ctx.backends.broker.pid}).start()
         ours = await drain_outbox(settings, engine, size)
         ours["cpu_cores"] = meter.stop()
         backlog, _ = await outbox_backlog(engine)

@@ -19,9 +19,8 @@ from command_service.db import tables
 from shared.auth import ADMIN, READ, WRITE, mint_token
 from shared.config import Settings
 from shared.worker import InLoopServer
-from tests.conftest import TEST_JWT_SECRET
 from tests.integration.test_command_api_contract import check_error, write_model
-from tests.stack import Stack
+from tests.stack import TEST_JWT_SECRET, Stack
 
 NO_TOKEN: dict[str, str] = {}
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from cli.devstack import free_port
+from cli.servers.process import free_port
 
 SCRIPT = Path(sys.executable).with_name("cqrs-accounts")
 
@@ -167,3 +167,4 @@ def _no_process_uses(data_dir: Path) -> bool:
     listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     return not any(re.search(pattern, line) for line in listing.splitlines()
                    if "pytest" not in line)
+

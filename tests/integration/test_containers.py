@@ -10,9 +10,8 @@ import pytest
 
 from command_service.db.migrate import upgrade_to_head
 from shared.config import Settings
-from tests.conftest import TEST_JWT_SECRET
 from tests.scenarios import open_deposit_withdraw_and_see_the_views
-from tests.stack import Stack
+from tests.stack import TEST_JWT_SECRET, Stack
 
 
 def _docker_unavailable_reason() -> str | None:

@@ -6,78 +6,22 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
-from pydantic import SecretStr
 
-from cli.devstack import free_port
 from command_service.api.app import create_app as create_command_app
 from projector.event_log import count_events
 from projector.verify import find_drift
-from shared.config import Settings
+from shared.kafka import ensure_topic
 from shared.readmodel import ViewDatabase
 from shared.worker import InLoopServer
 from tests.stack import admin_headers
+from tests.support.backends import restart_empty
+from tests.support.processes import SCRIPT, Process, process_env
 
-SCRIPT = Path(sys.executable).with_name("cqrs-accounts")
 CHAOS_COMMANDS = int(os.environ.get("CQRS_CHAOS_COMMANDS", "1500"))
-
-
-def process_env(settings: Settings) -> dict[str, str]:
-    """The settings as the CQRS_* environment a process reads them from."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if value is None:
-            continue
-        env[f"CQRS_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
-
-
-class Process:
-    def __init__(self, role: str, settings: Settings, log_dir: Path) -> None:
-        self.role, self.env, self.log_dir = role, process_env(settings), log_dir
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = open(self.log_dir / f"{self.role}.log", "ab")  # noqa: SIM115 (the child owns it)
-        self.process = subprocess.Popen([str(SCRIPT), self.role, "--port", str(self.port)],
-                                        env=self.env, stdout=log, stderr=log)
-
-    async def ready(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=2) as http:
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, f"{self.role} exited: {self.tail()}"
-                try:
-                    if (await http.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.role} not ready: {self.tail()}")
-
-    def kill(self) -> None:
-        self.process.kill()  # SIGKILL: no cleanup at all
-        self.process.wait()
-
-    def terminate(self, timeout_s: float = 30) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise AssertionError(f"{self.role} ignored SIGTERM for {timeout_s}s") from None
-
-    def tail(self) -> str:
-        return (self.log_dir / f"{self.role}.log").read_text(errors="replace")[-3000:]
 
 
 async def test_every_process_starts_alone_and_exits_0_on_sigterm(settings, tmp_path):
@@ -174,43 +118,42 @@ async def test_kill_9_of_relay_and_projector_during_a_stream_loses_and_doubles_n
 
 
 async def test_after_the_broker_loses_its_memory_resend_from_converges_the_views(
-        settings, engine, read_db, tmp_path):
-    from cli.devstack import broker_command
+        settings, engine, read_db, spare_broker):
     from command_service.relay import resend_from
-    from tests.conftest import ServerProcess
     from tests.stack import Stack
 
-    broker = ServerProcess("tansu-amnesia", broker_command, tmp_path / "tansu.log")
+    broker = spare_broker
     broker.start()
-    local = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{broker.port}"})
-    try:
-        async with Stack(local) as stack:
-            customer = (await stack.commands.post("/v1/customers", json={
-                "name": "Amnesia", "email": "amnesia@example.com"})).json()["customer_id"]
-            account = (await stack.commands.post("/v1/accounts", json={
-                "customer_id": customer, "type": "savings", "currency": "GBP",
-                "initial_deposit": "10.00"})).json()["account_id"]
-            await stack.eventually(f"/v1/accounts/{account}", lambda r: r.status_code == 200)
+    local = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap_servers})
+    async with Stack(local) as stack:
+        customer = (await stack.commands.post("/v1/customers", json={
+            "name": "Amnesia", "email": "amnesia@example.com"})).json()["customer_id"]
+        account = (await stack.commands.post("/v1/accounts", json={
+            "customer_id": customer, "type": "savings", "currency": "GBP",
+            "initial_deposit": "10.00"})).json()["account_id"]
+        await stack.eventually(f"/v1/accounts/{account}", lambda r: r.status_code == 200)
 
-            await stack.projector.stop()  # events published now are lost with the broker
-            for _ in range(5):
-                await stack.commands.post(f"/v1/accounts/{account}/deposits",
-                                          json={"amount": "1.00"})
-            await asyncio.sleep(1)  # the relay has published and marked them sent
-            broker.stop()
-            broker.start()  # same address, empty memory: no topic, no offsets
+        await stack.projector.stop()  # events published now are lost with the broker
+        for _ in range(5):
+            await stack.commands.post(f"/v1/accounts/{account}/deposits",
+                                      json={"amount": "1.00"})
+        await asyncio.sleep(1)  # the relay has published and marked them sent
+        # Same address, empty memory: no topic, no message, no committed offset.
+        await asyncio.to_thread(restart_empty, broker)
 
-            assert await resend_from(engine, 1) > 0  # what an operator runs after such a loss
-            stack.projector.start()
-            await stack.eventually(f"/v1/accounts/{account}",
-                                   lambda r: r.json().get("version") == 6, timeout_s=60)
-            deadline = time.monotonic() + 30
-            while (drift := await find_drift(engine, ViewDatabase(read_db))) \
-                    and time.monotonic() < deadline:
-                await asyncio.sleep(0.5)
-            assert drift == []
-    finally:
-        broker.stop()
+        # What an operator runs after such a loss: the topic first (Tansu would otherwise
+        # acknowledge the resent events into a topic it creates on the fly with its own
+        # partitions), then the resend.
+        await ensure_topic(local)
+        assert await resend_from(engine, 1) > 0
+        stack.projector.start()
+        await stack.eventually(f"/v1/accounts/{account}",
+                               lambda r: r.json().get("version") == 6, timeout_s=60)
+        deadline = time.monotonic() + 30
+        while (drift := await find_drift(engine, ViewDatabase(read_db))) \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        assert drift == []
 
 
 async def test_operator_commands_work_from_the_console_script(settings, read_db):

@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from cli.devstack import read_store_command
 from command_service.db.tables import outbox
 from command_service.domain import commands as c
 from command_service.domain.model import AccountType
@@ -29,7 +28,7 @@ from shared.readmodel import (
     ViewDatabase,
     make_mongo_client,
 )
-from tests.conftest import ServerProcess
+from tests.support.backends import new_read_store
 
 
 async def write_history(engine, settings) -> tuple[str, str, list[EventEnvelope]]:
@@ -54,7 +53,7 @@ async def write_history(engine, settings) -> tuple[str, str, list[EventEnvelope]
 async def publish(settings, events: list[EventEnvelope]) -> None:
     await ensure_topic(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                enable_idempotence=False, acks="all")
+                                enable_idempotence=settings.kafka_enable_idempotence, acks="all")
     await producer.start()
     try:
         for event in events:
@@ -185,13 +184,10 @@ async def test_a_crash_after_the_writes_but_before_the_commit_reapplies_nothing(
 
 async def test_a_read_store_outage_pauses_the_projector_without_committing_or_skipping(
         engine, settings, tmp_path):
-    store_server = ServerProcess(
-        "secantus-outage", lambda port: read_store_command(port, str(tmp_path / "rs")),
-        tmp_path / "secantus.log")
+    store_server = new_read_store(tmp_path / "outage")
     store_server.start()
-    local = settings.model_copy(update={
-        "mongo_url": f"mongodb://127.0.0.1:{store_server.port}/?directConnection=true",
-        "mongo_timeout_ms": 500})
+    local = settings.model_copy(update={"mongo_url": store_server.mongo_url,
+                                        "mongo_timeout_ms": 500})
     client = make_mongo_client(local)
     read_db = client[local.mongo_database]
     customer_id, account_id, events = await write_history(engine, settings)

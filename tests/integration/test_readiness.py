@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from cli.devstack import free_port
+from cli.servers.process import free_port
 from command_service.api.app import create_app as create_command_app
 from query_service.app import create_app as create_query_app
 from shared.worker import InLoopServer

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from cli.devstack import broker_command
 from command_service.db.tables import outbox
 from command_service.domain import commands as c
 from command_service.domain.model import AccountType
@@ -21,7 +20,6 @@ from command_service.relay import LeaderLease, OutboxRelay, outbox_backlog, rese
 from command_service.service import CommandService
 from shared.envelope import EventEnvelope
 from shared.kafka import ensure_topic, make_producer
-from tests.conftest import ServerProcess
 
 
 async def consume_all(settings, expected: int, timeout_s: float = 20.0,
@@ -150,13 +148,13 @@ async def test_relay_picks_up_a_transaction_that_commits_after_a_later_one_on_my
 
 
 async def test_rows_stay_unsent_while_the_broker_is_down_and_go_out_when_it_returns(
-        engine, settings, tmp_path):
-    broker = ServerProcess("tansu-outage", broker_command, tmp_path / "tansu.log")
+        engine, settings, spare_broker):
+    broker = spare_broker
     broker.start()
-    bootstrap = f"127.0.0.1:{broker.port}"
+    bootstrap = broker.bootstrap_servers
     local = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
     await ensure_topic(local)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False,
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=broker.idempotent,
                                 acks="all", request_timeout_ms=2000)
     await producer.start()
     relay = OutboxRelay(engine, producer, LeaderLease(engine, 5))
@@ -168,7 +166,7 @@ async def test_rows_stay_unsent_while_the_broker_is_down_and_go_out_when_it_retu
         unsent, _ = await outbox_backlog(engine)
         assert unsent == 3  # nothing marked sent without an acknowledgement
 
-        broker.start()  # a new, empty broker on the same address
+        broker.start()  # on the same address (Tansu: empty; Kafka: with its data)
         await ensure_topic(local)
         published = 0
         for _ in range(50):
@@ -179,10 +177,13 @@ async def test_rows_stay_unsent_while_the_broker_is_down_and_go_out_when_it_retu
             if published == 3:
                 break
         assert published == 3
-        assert len(await consume_all(local, 3)) == 3
+        # Every event arrives. Kafka may also deliver a batch whose send timed out while it
+        # was down (at-least-once: the read side's version guard drops the repeat).
+        delivered = [EventEnvelope.from_json(m.value) for m in await consume_all(local, 3)]
+        assert len({event.event_id for event in delivered}) == 3
+        assert len(delivered) == 3 or broker.keeps_data
     finally:
         await producer.stop()
-        broker.stop()
 
 
 async def test_only_the_lease_holder_publishes_and_a_standby_takes_over_when_it_dies(engine):
