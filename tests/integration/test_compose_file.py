@@ -1,11 +1,15 @@
 """The production-like stack in docker-compose.yml is wired the way the processes expect.
 
-These tests read the file (and the Dockerfile) as data, so they run on any machine; only the last
-one asks the Docker CLI itself to validate the file, and skips with the reason when it cannot.
+These tests read the file (and the Dockerfile) as data, so they run on any machine. Two check it
+against the Compose Specification's JSON Schema, the one Docker Compose applies first, fetched
+with `go` (tests/support/compose_schema.py); one asks the Docker CLI itself to validate the file.
+Each of those skips with the reason when it cannot run.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 import shlex
 import shutil
 import subprocess
@@ -17,6 +21,7 @@ import pytest
 import yaml
 
 from shared.config import Settings
+from tests.support.compose_schema import compose_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -234,6 +239,47 @@ def test_app_services_reach_the_backends_by_their_compose_names():
         assert env.get("CQRS_MONGO_DATABASE"), name
 
 
+@pytest.fixture(scope="module")
+def compose_spec_validator():
+    """A validator for the Compose Specification's schema, of the Draft that schema declares."""
+    import jsonschema
+
+    schema, missing = compose_schema()
+    if schema is None:
+        pytest.skip(f"the Compose Specification's schema cannot be had: {missing}")
+    validator = jsonschema.validators.validator_for(schema)
+    validator.check_schema(schema)
+    return validator(schema)
+
+
+def schema_errors(validator, compose: dict[str, Any]) -> list[str]:
+    return [
+        f"{'.'.join(map(str, error.absolute_path)) or '(top level)'}: {error.message}"
+        for error in validator.iter_errors(compose)
+    ]
+
+
+def test_compose_file_follows_the_compose_specification_schema(compose_spec_validator):
+    errors = schema_errors(compose_spec_validator, load_compose())
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize(
+    ("where", "key"),
+    [(("services", "migrate"), "restartt"), ((), "servicess")],
+    ids=["misspelled service key", "unknown top-level key"],
+)
+def test_the_schema_check_fails_on_a_key_compose_would_reject(compose_spec_validator, where, key):
+    compose = copy.deepcopy(load_compose())
+    mapping = compose
+    for part in where:
+        mapping = mapping[part]
+    mapping[key] = "no"
+    errors = schema_errors(compose_spec_validator, compose)
+    place = ".".join(where) or "(top level)"
+    assert any(e.startswith(f"{place}:") and repr(key) in e for e in errors), errors
+
+
 def _docker_compose_available() -> str | None:
     """None when `docker compose` can run, else why not."""
     if shutil.which("docker") is None:
@@ -277,3 +323,11 @@ def test_app_services_check_bearer_tokens():
         values = {k.removeprefix("CQRS_").lower(): v for k, v in env.items()
                   if k.startswith("CQRS_")}
         assert Settings(**values).auth_jwt_secret.get_secret_value(), name
+
+
+def test_compose_runs_the_kafka_version_the_suite_tests_on():
+    """The suite proves the guarantees on the Kafka the project fetches itself: production-like
+    compose must run that same release."""
+    pom = (ROOT / "cli" / "servers" / "kafka_dist" / "pom.xml").read_text()
+    tested = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom).group(1)
+    assert services()["kafka"]["image"] == f"apache/kafka:{tested}"
