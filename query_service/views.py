@@ -1,4 +1,4 @@
-"""Read-model documents -> the JSON shapes of API.md (money as strings, UTC ISO timestamps)."""
+"""Read-model documents -> the JSON shapes of docs/api.md (money as strings, UTC ISO timestamps)."""
 
 from __future__ import annotations
 

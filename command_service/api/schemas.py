@@ -1,4 +1,4 @@
-"""Request and response bodies of the command service (API.md), validated strictly: unknown
+"""Request and response bodies of the command service (docs/api.md), validated strictly: unknown
 fields, wrong JSON types and malformed values are 422 before any handler runs."""
 
 from __future__ import annotations

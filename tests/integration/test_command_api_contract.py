@@ -1,6 +1,6 @@
-"""The command service's HTTP contract (API.md), checked over real HTTP against the whole stack:
-success shapes and versions, the error format for every kind of refusal, and that a refused or
-malformed command writes nothing (no state row, no event, no outbox row)."""
+"""The command service's HTTP contract (docs/api.md), checked over real HTTP against the whole
+stack: success shapes and versions, the error format for every kind of refusal, and that a
+refused or malformed command writes nothing (no state row, no event, no outbox row)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.stack import Stack
 BALANCE = re.compile(r"^\d+\.\d{2}$")
 MiB = 1024 * 1024
 
-# Money that must be refused wherever an amount is expected (API.md: a decimal *string*, at
+# Money that must be refused wherever an amount is expected (docs/api.md: a decimal *string*, at
 # most 2 fractional digits, > 0 and <= "1000000000.00").
 BAD_MONEY = [
     ("a float number", 12.5),

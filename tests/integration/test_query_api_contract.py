@@ -1,4 +1,4 @@
-"""The query service's HTTP contract (API.md), checked over real HTTP against the whole stack:
+"""The query service's HTTP contract (docs/api.md), checked over real HTTP against the whole stack:
 the exact shape of every view, 404/422 answers, transaction and customer-search paging,
 and read-your-writes with `X-Consistency-Token`."""
 

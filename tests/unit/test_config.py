@@ -1,4 +1,4 @@
-"""Settings from `CQRS_*` environment variables (shared/config.py). API.md: every setting has a
+"""Settings from `CQRS_*` environment variables (shared/config.py). docs/api.md: every setting has a
 documented default, and a bad setting stops the process at start with one clear line naming
 the variable (`SettingsError` from `load_settings()`), not a traceback."""
 

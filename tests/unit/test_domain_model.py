@@ -1,5 +1,5 @@
 """The aggregates' rules (command_service/domain), exercised without any I/O: versions, fat
-events, and every business refusal of API.md with its error code."""
+events, and every business refusal of docs/api.md with its error code."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Money is integer minor units, parsed from and printed as decimal strings (API.md: greater
+"""Money is integer minor units, parsed from and printed as decimal strings (docs/api.md: greater
 than 0, at most 2 fractional digits, at most "1000000000.00"), never through a float."""
 
 from __future__ import annotations
