@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from rich.console import Console
 
+from cli import dev_settings
 from cli.servers import kafka
 from cli.servers.process import ServerProcess, free_port, port_is_free, stop_process
 from cli.servers.secantus import SecantusReadStore
@@ -45,6 +46,11 @@ console = Console()
 DRAIN_TIMEOUT_S = 15.0
 DEV_TOKEN_TTL_S = 30 * 86_400  # the banner's admin token
 BROKERS = ("tansu", "kafka")
+DEFAULT_BROKER_PORT, DEFAULT_READ_STORE_PORT = 9092, 27017  # the settings' defaults
+
+
+def _default_if_free(port: int) -> int | None:
+    return port if port_is_free(port) else None
 
 
 class PortTaken(Exception):
@@ -139,19 +145,19 @@ class DevStack:
             await self._stop_all()
 
     def _new_broker(self) -> TansuBroker | kafka.KafkaBroker:
-        logs = self.data / "logs"
+        # The settings' default ports when they are free, so that any client finds the stack.
+        logs, port = self.data / "logs", _default_if_free(DEFAULT_BROKER_PORT)
         if self.broker_kind == "kafka":
-            # The broker's own default port when it is free, so other clients find it.
-            port = 9092 if port_is_free(9092) else None
             return kafka.KafkaBroker(self.data / "kafka", logs / "broker.log", port=port)
-        return TansuBroker(logs / "broker.log")
+        return TansuBroker(logs / "broker.log", port=port)
 
     async def _start_backends(self) -> Settings:
         if self.broker_kind == "kafka" and not kafka.kafka_lib(resolve=False).is_dir():
             console.print("fetching Apache Kafka's jars from Maven Central (once)…")
         broker = self.servers["broker"] = self._new_broker()
         store = self.servers["read-store"] = SecantusReadStore(
-            self.data / "readstore", self.data / "logs" / "read-store.log")
+            self.data / "readstore", self.data / "logs" / "read-store.log",
+            port=_default_if_free(DEFAULT_READ_STORE_PORT))
         await asyncio.gather(broker.astart(), store.astart())
         self.env = {
             **os.environ,
@@ -167,6 +173,7 @@ class DevStack:
             if k.startswith("CQRS_")}))
         await asyncio.to_thread(upgrade_to_head, settings.database_url)
         await self._refeed(settings, broker)
+        dev_settings.write(self.data, self.env)  # for the operator commands of other terminals
         return settings
 
     async def _refeed(self, settings: Settings, broker: TansuBroker | kafka.KafkaBroker) -> None:
@@ -255,7 +262,24 @@ class DevStack:
        -d '{{"name": "Ada Lovelace", "email": "ada@example.com"}}'
   curl -s{header} {q}/v1/customers/<customer_id>
 
+{self._operator_hint()}
+
 Ctrl-C stops everything.""", highlight=False, soft_wrap=True)
+
+    def _operator_hint(self) -> str:
+        settings_file = dev_settings.path(self.data)
+        if settings_file.resolve() == dev_settings.path().resolve():
+            how = f"Operator commands find this stack from this folder ({settings_file}):"
+        else:
+            how = f"Operator commands find this stack after: set -a; . {settings_file}; set +a"
+        return f"{how}\n  {self._script()} status      (also: verify, rebuild, dlq list, token)"
+
+    def _script(self) -> str:
+        script = Path(sys.executable).with_name("cqrs-accounts")
+        try:
+            return str(script.relative_to(Path.cwd()))
+        except ValueError:
+            return str(script)
 
     def _broker_line(self) -> str:
         broker = self.servers["broker"]
@@ -301,6 +325,7 @@ Ctrl-C stops everything.""", highlight=False, soft_wrap=True)
     async def _stop_all(self) -> None:
         for name in ("command-api", "query-api", "relay", "projector"):
             await asyncio.to_thread(self._terminate, name)
+        dev_settings.remove(self.data)
         for name in ("read-store", "broker"):
             if name in self.servers:
                 await asyncio.to_thread(self.servers[name].stop)

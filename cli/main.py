@@ -20,9 +20,13 @@ OPS_PORT_HELP = "ops HTTP port (/healthz /readyz /metrics); 0 = any free port"
 
 
 def settings_or_exit() -> Settings:
-    """A bad or missing setting stops the process with one line naming it."""
+    """A bad or missing setting stops the process with one line naming it. Started from the
+    folder of a running `make dev`, a command finds that stack (cli/dev_settings.py); what the
+    environment sets still wins."""
+    from cli import dev_settings
+
     try:
-        settings = load_settings()
+        settings = load_settings(env_file=dev_settings.present())
     except SettingsError as exc:
         err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -43,13 +47,24 @@ def api_settings_or_exit() -> Settings:
     return settings
 
 
+def exit_unless_reachable(settings: Settings, needed: list[str]) -> None:
+    """A process does not start while a dependency it needs is down: it waits for it (up to
+    CQRS_STARTUP_WAIT_S, since dependencies may start after it), then stops with one line."""
+    from cli.dependencies import one_line_when_unreachable, wait_until_reachable
+
+    with one_line_when_unreachable(settings, err):
+        asyncio.run(wait_until_reachable(settings, needed, settings.startup_wait_s))
+
+
 @app.command()
 def migrate() -> None:
     """Bring the write model's schema to the latest version (alembic upgrade head)."""
+    from cli.dependencies import one_line_when_unreachable
     from command_service.db.migrate import upgrade_to_head
 
     settings = settings_or_exit()
-    upgrade_to_head(settings.database_url)
+    with one_line_when_unreachable(settings, err):
+        upgrade_to_head(settings.database_url)
     err.print("write model migrated to head")
 
 
@@ -59,6 +74,7 @@ def command_api(host: Host = "127.0.0.1", port: Annotated[int, typer.Option()] =
     from command_service.api.app import create_app
 
     settings = api_settings_or_exit()
+    exit_unless_reachable(settings, ["database"])
     _serve(create_app(settings), host, port)
 
 
@@ -68,6 +84,7 @@ def query_api(host: Host = "127.0.0.1", port: Annotated[int, typer.Option()] = 8
     from query_service.app import create_app
 
     settings = api_settings_or_exit()
+    exit_unless_reachable(settings, ["read_store"])
     _serve(create_app(settings), host, port)
 
 
@@ -94,6 +111,7 @@ def relay(
     from shared.worker import run
 
     settings = settings_or_exit()
+    exit_unless_reachable(settings, ["database", "broker"])
     run(serve_relay(settings, host, port, resend_from=resend_from))
 
 
@@ -107,6 +125,7 @@ def projector(
     from shared.worker import run
 
     settings = settings_or_exit()
+    exit_unless_reachable(settings, ["broker", "read_store"])
     run(serve_projector(settings, host, port))
 
 

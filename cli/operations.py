@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from cli.dependencies import one_line_when_unreachable
 from cli.status import collect_status, render
 from command_service.db.engine import create_engine
 from projector.dead_letters import DeadLetters
@@ -24,6 +25,7 @@ from shared.config import Settings
 from shared.readmodel import ViewDatabase, make_mongo_client
 
 console = Console()
+err = Console(stderr=True, soft_wrap=True)  # one error, one line
 dlq_app = typer.Typer(help="Inspect and resolve dead-lettered events.", no_args_is_help=True)
 
 
@@ -46,7 +48,9 @@ def _run(settings_or_exit: Callable[[], Settings],
         async with _backends(settings) as (engine, db):
             return await work(engine, db)
 
-    raise typer.Exit(asyncio.run(main()) or 0)
+    with one_line_when_unreachable(settings, err):
+        code = asyncio.run(main())
+    raise typer.Exit(code or 0)
 
 
 def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None:
@@ -104,7 +108,10 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
         settings = settings_or_exit()
 
         async def work(engine, db) -> int:
-            console.print(render(await collect_status(settings, engine, db)))
+            status = await collect_status(settings, engine, db)
+            console.print(render(status))
+            if status.broker_down is not None:  # the rest of the screen is still worth having
+                raise status.broker_down
             return 0
 
         _run(lambda: settings, work)

@@ -16,6 +16,7 @@ from rich.console import Group
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cli.dependencies import DependencyDown, classify
 from command_service.db.engine import read_only
 from command_service.db.tables import events, relay_lease
 from command_service.relay import outbox_backlog
@@ -34,6 +35,7 @@ class Status:
     newest_event_at: datetime | None = None
     partitions: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)
     broker_error: str | None = None
+    broker_down: DependencyDown | None = None  # the broker did not answer (not another error)
     views: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
     parked: int = 0
 
@@ -70,6 +72,7 @@ async def collect_status(settings: Settings, engine: AsyncEngine, db: AsyncDatab
         status.partitions = await _partition_offsets(settings)
     except Exception as exc:  # the screen still shows everything else
         status.broker_error = f"{exc.__class__.__name__}: {exc}"[:200]
+        status.broker_down = classify(exc, settings)
     return status
 
 

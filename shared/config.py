@@ -8,6 +8,7 @@ point (FastAPI dependency overrides and tests replace it), and nothing is read a
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -110,6 +111,11 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(
         200, ge=1, le=1_000_000, description="commands a subject may send at once")
 
+    startup_wait_s: float = Field(
+        30.0, ge=0, le=3600,
+        description="how long a process waits at start for its dependencies to answer before "
+                    "it stops with one line naming the one that does not")
+
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: str = Field("json", pattern="^(json|text)$",
                             description="json (one object per line) or text")
@@ -160,9 +166,11 @@ class SettingsError(Exception):
     """A bad or missing setting, phrased as one line that names the variable."""
 
 
-def load_settings() -> Settings:
+def load_settings(env_file: Path | None = None) -> Settings:
+    """The settings from the environment; `env_file` (the running dev stack's, say) fills in
+    what the environment does not set."""
     try:
-        return Settings()
+        return Settings(_env_file=env_file)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"

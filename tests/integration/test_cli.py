@@ -168,3 +168,67 @@ def _no_process_uses(data_dir: Path) -> bool:
     return not any(re.search(pattern, line) for line in listing.splitlines()
                    if "pytest" not in line)
 
+
+
+def operator(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """An operator command from the project folder of a running `make dev`, with no CQRS_*
+    variable in its environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CQRS_")}
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=cwd)
+
+
+def test_operator_commands_find_the_running_dev_stack_with_no_environment(tmp_path):
+    command_port, query_port = free_port(), free_port()
+    dev = subprocess.Popen(
+        [str(SCRIPT), "dev", "--command-port", str(command_port), "--query-port",
+         str(query_port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env={k: v for k, v in os.environ.items() if not k.startswith("CQRS_")})
+    try:
+        banner = wait_for_banner(dev)
+        assert "cqrs-accounts status" in banner  # how to run an operator command
+        assert (tmp_path / ".data" / "dev.env").exists()
+        token = operator("token", "--scope", "admin", cwd=tmp_path)
+        assert token.returncode == 0, token.stderr
+        auth = {"Authorization": f"Bearer {token.stdout.strip()}"}
+        customer = httpx.post(f"http://127.0.0.1:{command_port}/v1/customers", headers=auth,
+                              json={"name": "Second Terminal", "email": "t2@example.com"})
+        assert customer.status_code == 201, customer.text  # the stack accepts the token
+        view = eventually_get(
+            f"http://127.0.0.1:{query_port}/v1/customers/{customer.json()['customer_id']}",
+            lambda r: r.status_code == 200, headers=auth)
+        assert view.status_code == 200
+
+        expected = {
+            ("status",): (0, "outbox backlog"),
+            ("verify",): (0, "no drift"),
+            ("verify", "--repair"): (0, "no drift"),
+            ("rebuild",): (0, "rebuilt from 1 events"),
+            ("dlq", "list"): (0, "0 parked"),
+            ("dlq", "show", "no-such-entry"): (1, "no dead letter"),
+            ("dlq", "retry"): (0, "applied 0"),
+            ("dlq", "discard", "no-such-entry"): (0, "discarded 0"),
+        }
+        for args, (code, text) in expected.items():
+            result = operator(*args, cwd=tmp_path)
+            assert (result.returncode, text in result.stdout) == (code, True), (
+                args, result.stdout, result.stderr)
+
+        resend = subprocess.Popen(  # a standby relay that first queues the events again
+            [str(SCRIPT), "relay", "--resend-from", "1"], cwd=tmp_path, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("CQRS_")})
+        try:
+            seen = ""
+            deadline = time.monotonic() + 60
+            while "queued 1 event(s)" not in seen and time.monotonic() < deadline:
+                seen += resend.stdout.readline()
+            assert "queued 1 event(s)" in seen, seen
+        finally:
+            resend.send_signal(signal.SIGTERM)
+            resend.wait(30)
+    finally:
+        assert stop_dev(dev) == 0
+    assert not (tmp_path / ".data" / "dev.env").exists()  # the stack is gone, so is its file
+    after = operator("status", cwd=tmp_path)
+    assert after.returncode == 1 and "cannot reach the read store" in after.stderr, after.stderr

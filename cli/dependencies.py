@@ -1,0 +1,204 @@
+"""One line, never a traceback, when a command cannot reach what it needs.
+
+Every CLI command (the operator commands, and the four processes at start-up) talks to some of
+three dependencies: the write database, the broker and the read store. When one does not
+answer, the operator needs to know which one, at which address, and which setting to change;
+a 300-line traceback ending in `ServerSelectionTimeoutError` says none of that. This module is
+the one place that recognises a dependency's "not reachable" errors (from the drivers, through
+SQLAlchemy's wrapping and exception chains) and phrases them."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+import typer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
+from pymongo.errors import ConnectionFailure
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from shared.config import Settings
+
+# MySQL client errors that mean "no server there": can't connect (2002/2003), unknown host
+# (2005), gone away or lost (2006/2013), and access denied (1045: reached, but not let in).
+MYSQL_UNREACHABLE = {1045, 2002, 2003, 2005, 2006, 2013}
+MYSQL_DRIVERS = {"asyncmy", "pymysql", "MySQLdb"}
+
+
+@dataclass(frozen=True)
+class Dependency:
+    name: str  # "the write database"
+    setting: str  # the CQRS_* variable that says where it is
+    address: str
+
+    def line(self, reason: str, source: str = "") -> str:
+        return f"cannot reach {self.name} at {self.address} ({self.setting}{source}): {reason}"
+
+
+def write_database(settings: Settings) -> Dependency:
+    url = make_url(settings.database_url)
+    address = (url.database or "?") if url.get_backend_name() == "sqlite" else \
+        f"{url.host or '127.0.0.1'}:{url.port or 3306}"
+    return Dependency("the write database", "CQRS_DATABASE_URL", address)
+
+
+def broker(settings: Settings) -> Dependency:
+    return Dependency("the broker", "CQRS_KAFKA_BOOTSTRAP_SERVERS",
+                      settings.kafka_bootstrap_servers)
+
+
+def read_store(settings: Settings) -> Dependency:
+    hosts = settings.mongo_url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    return Dependency("the read store", "CQRS_MONGO_URL", hosts)  # no credentials shown
+
+
+class DependencyDown(Exception):
+    def __init__(self, dependency: Dependency, reason: str) -> None:
+        super().__init__(dependency.line(reason, _source(dependency.setting)))
+        self.dependency = dependency
+
+
+def _source(setting: str) -> str:
+    """Where the address came from, when not from the environment: the dev stack's file."""
+    from cli.dev_settings import value_from_file
+
+    return ", from .data/dev.env" if setting not in os.environ and \
+        value_from_file(setting) is not None else ""
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        stack.extend(e for e in (current.__cause__, current.__context__,
+                                 getattr(current, "orig", None))  # SQLAlchemy's driver error
+                     if isinstance(e, BaseException))
+
+
+REFUSED_WORDING = ("refused", "connect call failed", f"[errno {errno.ECONNREFUSED}]")
+
+
+def _reason(exc: BaseException) -> str:
+    for e in _chain(exc):
+        text = str(e).lower()
+        if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == \
+                errno.ECONNREFUSED or any(words in text for words in REFUSED_WORDING):
+            return "connection refused"
+        if isinstance(e, TimeoutError | KafkaTimeoutError) or "timed out" in str(e).lower():
+            return "no answer in time"
+    if isinstance(exc, KafkaConnectionError):  # aiokafka keeps the socket error to itself
+        return "no broker answered"
+    return exc.__class__.__name__
+
+
+def _is_database_unreachable(e: BaseException) -> bool:
+    if isinstance(e, DBAPIError) and e.connection_invalidated:
+        return True
+    code = e.args[0] if e.args and isinstance(e.args[0], int) else None
+    if code in MYSQL_UNREACHABLE and type(e).__module__.split(".")[0] in MYSQL_DRIVERS:
+        return True
+    return isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e)
+
+
+def classify(exc: BaseException, settings: Settings) -> DependencyDown | None:
+    """The dependency `exc` says is unreachable, or None when it is some other failure."""
+    if isinstance(exc, DependencyDown):
+        return exc
+    for e in _chain(exc):
+        if isinstance(e, ConnectionFailure):  # pymongo: ServerSelectionTimeoutError and kin
+            return DependencyDown(read_store(settings), _reason(e))
+        if isinstance(e, KafkaConnectionError | NodeNotReadyError | KafkaTimeoutError):
+            return DependencyDown(broker(settings), _reason(e))
+        if _is_database_unreachable(e):
+            return DependencyDown(write_database(settings), _reason(exc))
+    return None
+
+
+# -- probes: the four processes check what they need before they start serving --------------
+
+async def probe_database(settings: Settings) -> None:
+    from command_service.db.engine import create_engine, read_only
+
+    engine = create_engine(settings)
+    try:
+        async with read_only(engine).connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+    finally:
+        await engine.dispose()
+
+
+async def probe_broker(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                request_timeout_ms=5000)
+    try:
+        await admin.start()
+    finally:
+        await admin.close()
+
+
+async def probe_read_store(settings: Settings) -> None:
+    from shared.readmodel import make_mongo_client
+
+    client = make_mongo_client(settings)
+    try:
+        await client.admin.command("ping")
+    finally:
+        await client.close()
+
+
+PROBES: dict[str, Callable[[Settings], Awaitable[None]]] = {
+    "database": probe_database, "broker": probe_broker, "read_store": probe_read_store}
+DEPENDENCY_OF = {"database": write_database, "broker": broker, "read_store": read_store}
+
+
+async def wait_until_reachable(settings: Settings, needed: list[str], wait_s: float) -> None:
+    """Probe each dependency in `needed` until it answers, for at most `wait_s` seconds in all
+    (dependencies may start after us); raise DependencyDown for the first one that never did."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    for name in needed:
+        pause = 0.2
+        while True:
+            try:
+                await PROBES[name](settings)
+                break
+            except Exception as exc:
+                if asyncio.get_running_loop().time() + pause > deadline:
+                    raise classify(exc, settings) or DependencyDown(
+                        DEPENDENCY_OF[name](settings), _reason(exc)) from None
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+
+@contextmanager
+def one_line_when_unreachable(settings: Settings, console) -> Iterator[None]:
+    """Around an operator command: a dependency that does not answer ends the command with
+    one line on `console` and exit status 1; any other error goes up as it is. The drivers'
+    own reconnect chatter is silenced, since the line says everything they would."""
+    for noisy in ("aiokafka", "pymongo"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    try:
+        yield
+    except typer.Exit:  # a command's own exit status (typer.Exit is a RuntimeError)
+        raise
+    except Exception as exc:
+        down = classify(exc, settings)
+        if down is None:
+            raise
+        console.print(str(down), markup=False, highlight=False)
+        raise typer.Exit(1) from None

@@ -1,0 +1,67 @@
+"""Every CLI command that cannot reach a dependency it needs prints one line naming the
+dependency, the address it tried and the setting that configures it, and exits non-zero:
+never a traceback. Each command is run as a user runs it (the console script), with one
+dependency pointed at an address where nothing listens and the others up."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from cli.servers.process import free_port
+from tests.support.backends import BROKER_KINDS
+from tests.support.processes import SCRIPT, process_env
+
+DEPENDENCIES = {
+    "database": ("CQRS_DATABASE_URL", "the write database"),
+    "broker": ("CQRS_KAFKA_BOOTSTRAP_SERVERS", "the broker"),
+    "read_store": ("CQRS_MONGO_URL", "the read store"),
+}
+# What each command touches (a command is only tested against what it needs).
+NEEDS = {
+    ("status",): ["database", "read_store", "broker"],
+    ("verify",): ["database", "read_store"],
+    ("verify", "--repair"): ["database", "read_store"],
+    ("rebuild",): ["database", "read_store"],
+    ("dlq", "list"): ["read_store"],
+    ("dlq", "show", "no-such-entry"): ["read_store"],
+    ("dlq", "retry"): ["read_store"],
+    ("dlq", "discard", "no-such-entry"): ["read_store"],
+    ("migrate",): ["database"],
+    ("relay", "--resend-from", "1"): ["database", "broker"],
+    ("command-api", "--port", "0"): ["database"],
+    ("query-api", "--port", "0"): ["read_store"],
+    ("relay", "--port", "0"): ["database", "broker"],
+    ("projector", "--port", "0"): ["broker", "read_store"],
+}
+CASES = [pytest.param(command, dependency, id=f"{' '.join(command)}-{dependency}-down")
+         for command, needed in NEEDS.items() for dependency in needed]
+
+
+def down_address(dependency: str, port: int) -> str:
+    return {"database": f"mysql+asyncmy://root:@127.0.0.1:{port}/nowhere",
+            "broker": f"127.0.0.1:{port}",
+            "read_store": f"mongodb://127.0.0.1:{port}/?directConnection=true"}[dependency]
+
+
+# One write model and one broker suffice: what is tested is the command line, not a backend.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("broker", BROKER_KINDS[:1], indirect=True)
+@pytest.mark.parametrize("command,dependency", CASES)
+def test_a_command_whose_dependency_is_down_says_so_in_one_line(
+        command, dependency, settings, tmp_path):
+    port = free_port()  # nothing listens here
+    setting, name = DEPENDENCIES[dependency]
+    env = {**process_env(settings), setting: down_address(dependency, port),
+           "CQRS_MONGO_TIMEOUT_MS": "500", "CQRS_DATABASE_TIMEOUT_S": "1",
+           "CQRS_STARTUP_WAIT_S": "1", "CQRS_LOG_LEVEL": "ERROR"}
+    result = subprocess.run([str(SCRIPT), *command], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback" not in output, output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith(f"cannot reach {name} at 127.0.0.1:{port}"), output
+    assert f"({setting})" in lines[-1], output
+    assert len([line for line in lines if "cannot reach" in line]) == 1, output
