@@ -23,7 +23,7 @@ async def serve(role: str, port: int) -> None:
     configure_logging(settings.log_level)
     stop = stop_on_signals()
     if role == "relay":
-        from command_service.relay_worker import serve_relay
+        from command_service.outbox.worker import serve_relay
 
         await serve_relay(settings, "127.0.0.1", port, stop)
         return

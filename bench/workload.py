@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from command_service.db.tables import events, outbox
 from command_service.domain.events import DomainEvent
 from command_service.domain.model import Account, AccountType, Customer
-from command_service.unit_of_work import envelope_of, outbox_headers
+from command_service.outbox_envelope import envelope_of, outbox_headers
 from shared.envelope import EventEnvelope
 
 CURRENCIES = ("USD", "EUR")

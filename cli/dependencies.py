@@ -26,6 +26,7 @@ from pymongo.errors import ConnectionFailure
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from shared.backoff import Backoff
 from shared.config import Settings
 
 # MySQL client errors that mean "no server there": can't connect (2002/2003), unknown host
@@ -162,6 +163,7 @@ async def probe_read_store(settings: Settings) -> None:
         await client.close()
 
 
+STARTUP_BACKOFF = Backoff(first_s=0.2, max_s=5.0)
 PROBES: dict[str, Callable[[Settings], Awaitable[None]]] = {
     "database": probe_database, "broker": probe_broker, "read_store": probe_read_store}
 DEPENDENCY_OF = {"database": write_database, "broker": broker, "read_store": read_store}
@@ -172,17 +174,18 @@ async def wait_until_reachable(settings: Settings, needed: list[str], wait_s: fl
     (dependencies may start after us); raise DependencyDown for the first one that never did."""
     deadline = asyncio.get_running_loop().time() + wait_s
     for name in needed:
-        pause = 0.2
+        failures = 0
         while True:
             try:
                 await PROBES[name](settings)
                 break
             except Exception as exc:
+                failures += 1
+                pause = STARTUP_BACKOFF.delay_s(failures)
                 if asyncio.get_running_loop().time() + pause > deadline:
                     raise classify(exc, settings) or DependencyDown(
                         DEPENDENCY_OF[name](settings), _reason(exc)) from None
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 5.0)
 
 
 @contextmanager

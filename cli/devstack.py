@@ -25,20 +25,20 @@ import time
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
 from pydantic import SecretStr
 from rich.console import Console
 
 from cli import dev_settings
+from cli.dev_secret import dev_secret
 from cli.servers import kafka
 from cli.servers.process import ServerProcess, free_port, port_is_free, stop_process
 from cli.servers.secantus import SecantusReadStore
 from cli.servers.tansu import TansuBroker
+from command_service import event_log
 from command_service.db.engine import create_engine
 from command_service.db.migrate import upgrade_to_head
-from command_service.db.tables import events
-from command_service.relay import outbox_backlog, resend_from
-from shared.auth import ADMIN, dev_secret, mint_token
+from command_service.outbox.backlog import outbox_backlog, resend_from
+from shared.auth import ADMIN, mint_token
 from shared.config import Settings
 from shared.readmodel import ACCOUNTS, CUSTOMERS, make_mongo_client
 
@@ -67,16 +67,11 @@ async def views_caught_up(settings: Settings, after_position: int) -> bool:
     engine = create_engine(settings)
     client = make_mongo_client(settings)
     try:
-        async with engine.connect() as conn:
-            latest = (await conn.execute(
-                sa.select(events.c.aggregate_type, events.c.aggregate_id,
-                          sa.func.max(events.c.version))
-                .where(events.c.position > after_position)
-                .group_by(events.c.aggregate_type, events.c.aggregate_id)
-            )).all()
+        latest = await event_log.latest_versions(engine, after_position)
         db = client[settings.mongo_database]
         for kind, collection in (("account", ACCOUNTS), ("customer", CUSTOMERS)):
-            wanted = {agg: version for agg_type, agg, version in latest if agg_type == kind}
+            wanted = {agg: version for (agg_type, agg), version in latest.items()
+                      if agg_type == kind}
             if not wanted:
                 continue
             seen = {doc["_id"]: doc.get("version", 0) async for doc in db[collection].find(
@@ -92,8 +87,7 @@ async def views_caught_up(settings: Settings, after_position: int) -> bool:
 async def last_position(settings: Settings) -> int:
     engine = create_engine(settings)
     try:
-        async with engine.connect() as conn:
-            return (await conn.scalar(sa.select(sa.func.max(events.c.position)))) or 0
+        return await event_log.last_position(engine)
     finally:
         await engine.dispose()
 

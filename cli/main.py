@@ -36,7 +36,7 @@ def settings_or_exit() -> Settings:
 
 def api_settings_or_exit() -> Settings:
     """An HTTP service also refuses to start with authentication on and no usable key."""
-    from shared.auth import check_auth_settings
+    from shared.auth.keys import check_auth_settings
 
     settings = settings_or_exit()
     try:
@@ -107,7 +107,7 @@ def relay(
              "lost data); the read side's version guards skip what it already has")] = None,
 ) -> None:
     """Publish the outbox to Kafka (one active relay; others stand by)."""
-    from command_service.relay_worker import serve_relay
+    from command_service.outbox.worker import serve_relay
     from shared.worker import run
 
     settings = settings_or_exit()
@@ -176,7 +176,8 @@ def token(
 
     from pydantic import SecretStr
 
-    from shared.auth import DEV_SECRET_FILE, SCOPES, mint_token
+    from cli.dev_secret import DEV_SECRET_FILE
+    from shared.auth import SCOPES, mint_token
 
     settings = settings_or_exit()
     scopes = [s for value in (scope or ["accounts:read accounts:write"])

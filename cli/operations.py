@@ -13,14 +13,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from cli.dependencies import one_line_when_unreachable
-from cli.status import collect_status, render
+from cli.dependencies import classify, one_line_when_unreachable
 from command_service.db.engine import create_engine
+from operations.rebuild import RebuildIncomplete
+from operations.rebuild import rebuild as rebuild_views
+from operations.status import collect_status, render
+from operations.verify import find_lasting_drift, repair
 from projector.dead_letters import DeadLetters
-from projector.rebuild import RebuildIncomplete
-from projector.rebuild import rebuild as rebuild_views
 from projector.store import ReadStore
-from projector.verify import find_lasting_drift, repair
 from shared.config import Settings
 from shared.readmodel import ViewDatabase, make_mongo_client
 
@@ -110,8 +110,10 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
         async def work(engine, db) -> int:
             status = await collect_status(settings, engine, db)
             console.print(render(status))
-            if status.broker_down is not None:  # the rest of the screen is still worth having
-                raise status.broker_down
+            # The rest of the screen is still worth having when only the broker is down.
+            if status.broker_exception and (down := classify(status.broker_exception,
+                                                              settings)):
+                raise down
             return 0
 
         _run(lambda: settings, work)

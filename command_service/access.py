@@ -11,17 +11,19 @@ command naming its subject) and answered 403; it writes nothing else.
 from __future__ import annotations
 
 from command_service.domain import commands as c
-from command_service.domain.errors import NotFoundError
-from command_service.unit_of_work import SqlUnitOfWork
-from shared.auth import WRITE, Principal
+from command_service.domain.errors import NotFoundError, Refusal
+from command_service.ports import UnitOfWork
+from shared.auth.principal import WRITE, Principal
 
 
-class Forbidden(Exception):  # noqa: N818 (named for the HTTP status it becomes)
+class Forbidden(Refusal):  # noqa: N818 (named for the HTTP status it becomes)
+    """The sender may not send this command; `scope` names a scope its token lacks."""
+
     code = "forbidden"
 
     def __init__(self, message: str, scope: str | None = None) -> None:
         super().__init__(message)
-        self.message, self.scope = message, scope
+        self.scope = scope
 
 
 def check_command(principal: Principal, command: c.Command) -> None:
@@ -46,14 +48,14 @@ def _acting_account(command: c.Command) -> str | None:
     return None
 
 
-async def check_in_transaction(uow: SqlUnitOfWork, principal: Principal,
+async def check_in_transaction(uow: UnitOfWork, principal: Principal,
                                command: c.Command) -> None:
     """The account a customer's token acts on must be that customer's. An account never
     changes hands, so reading its owner in the command's own transaction is final."""
     account_id = _acting_account(command)
     if not principal.restricted or account_id is None:
         return
-    owner = await uow.account_owner(account_id)
+    owner = await uow.aggregates.account_owner(account_id)
     if owner is None:
         raise NotFoundError("account", account_id)
     if owner != principal.customer_id:

@@ -16,7 +16,7 @@ from command_service.domain.errors import (
     SameAccountError,
 )
 from command_service.domain.model import Account, Customer
-from command_service.unit_of_work import SqlUnitOfWork
+from command_service.ports import UnitOfWork
 from shared.money import format_minor
 
 
@@ -26,37 +26,37 @@ class Outcome:
     versions: dict[str, int]  # aggregate id -> version after the command
 
 
-Handler = Callable[[SqlUnitOfWork, c.Command, datetime], Awaitable[Outcome]]
+Handler = Callable[[UnitOfWork, c.Command, datetime], Awaitable[Outcome]]
 
 
-async def register_customer(uow: SqlUnitOfWork, cmd: c.RegisterCustomer, now: datetime) -> Outcome:
-    if await uow.customer(cmd.customer_id) is not None:
+async def register_customer(uow: UnitOfWork, cmd: c.RegisterCustomer, now: datetime) -> Outcome:
+    if await uow.aggregates.customer(cmd.customer_id) is not None:
         raise AlreadyExistsError("customer", cmd.customer_id)
     # Ids are client-chosen, and customers and accounts share one event log keyed by id.
-    if await uow.account_exists(cmd.customer_id):
+    if await uow.aggregates.account_exists(cmd.customer_id):
         raise AlreadyExistsError("account", cmd.customer_id)
-    if await uow.email_in_use(cmd.email):
+    if await uow.aggregates.email_in_use(cmd.email):
         raise EmailTakenError()
     customer = Customer.register(customer_id=cmd.customer_id, name=cmd.name, email=cmd.email,
                                  now=now)
-    uow.add(customer)
+    uow.aggregates.add(customer)
     return Outcome({"customer_id": customer.customer_id, "version": customer.version},
                    {customer.customer_id: customer.version})
 
 
-async def open_account(uow: SqlUnitOfWork, cmd: c.OpenAccount, now: datetime) -> Outcome:
-    if await uow.customer(cmd.customer_id) is None:
+async def open_account(uow: UnitOfWork, cmd: c.OpenAccount, now: datetime) -> Outcome:
+    if await uow.aggregates.customer(cmd.customer_id) is None:
         raise NotFoundError("customer", cmd.customer_id)
-    if await uow.account_exists(cmd.account_id):
+    if await uow.aggregates.account_exists(cmd.account_id):
         raise AlreadyExistsError("account", cmd.account_id)
-    if await uow.customer(cmd.account_id) is not None:  # see register_customer
+    if await uow.aggregates.customer(cmd.account_id) is not None:  # see register_customer
         raise AlreadyExistsError("customer", cmd.account_id)
     account = Account.open(
         account_id=cmd.account_id, customer_id=cmd.customer_id, account_type=cmd.account_type,
         currency=cmd.currency, initial_deposit_minor=cmd.initial_deposit_minor,
         transaction_id=str(uuid.uuid4()), now=now,
     )
-    uow.add(account)
+    uow.aggregates.add(account)
     return Outcome(
         {"account_id": account.account_id, "customer_id": account.customer_id,
          "balance": format_minor(account.balance_minor), "version": account.version},
@@ -64,14 +64,14 @@ async def open_account(uow: SqlUnitOfWork, cmd: c.OpenAccount, now: datetime) ->
     )
 
 
-async def _locked_account(uow: SqlUnitOfWork, account_id: str) -> Account:
-    found = await uow.accounts_for_update(account_id)
+async def _locked_account(uow: UnitOfWork, account_id: str) -> Account:
+    found = await uow.aggregates.accounts_for_update(account_id)
     if account_id not in found:
         raise NotFoundError("account", account_id)
     return found[account_id]
 
 
-async def deposit(uow: SqlUnitOfWork, cmd: c.Deposit, now: datetime) -> Outcome:
+async def deposit(uow: UnitOfWork, cmd: c.Deposit, now: datetime) -> Outcome:
     account = await _locked_account(uow, cmd.account_id)
     transaction_id = str(uuid.uuid4())
     account.deposit(amount_minor=cmd.amount_minor, transaction_id=transaction_id,
@@ -79,7 +79,7 @@ async def deposit(uow: SqlUnitOfWork, cmd: c.Deposit, now: datetime) -> Outcome:
     return _money_outcome(account, transaction_id)
 
 
-async def withdraw(uow: SqlUnitOfWork, cmd: c.Withdraw, now: datetime) -> Outcome:
+async def withdraw(uow: UnitOfWork, cmd: c.Withdraw, now: datetime) -> Outcome:
     account = await _locked_account(uow, cmd.account_id)
     transaction_id = str(uuid.uuid4())
     account.withdraw(amount_minor=cmd.amount_minor, transaction_id=transaction_id,
@@ -95,10 +95,10 @@ def _money_outcome(account: Account, transaction_id: str) -> Outcome:
     )
 
 
-async def transfer(uow: SqlUnitOfWork, cmd: c.Transfer, now: datetime) -> Outcome:
+async def transfer(uow: UnitOfWork, cmd: c.Transfer, now: datetime) -> Outcome:
     if cmd.from_account_id == cmd.to_account_id:
         raise SameAccountError()
-    found = await uow.accounts_for_update(cmd.from_account_id, cmd.to_account_id)
+    found = await uow.aggregates.accounts_for_update(cmd.from_account_id, cmd.to_account_id)
     for account_id in (cmd.from_account_id, cmd.to_account_id):
         if account_id not in found:
             raise NotFoundError("account", account_id)
@@ -121,19 +121,19 @@ def _leg(account: Account) -> dict:
             "version": account.version}
 
 
-async def freeze_account(uow: SqlUnitOfWork, cmd: c.FreezeAccount, now: datetime) -> Outcome:
+async def freeze_account(uow: UnitOfWork, cmd: c.FreezeAccount, now: datetime) -> Outcome:
     account = await _locked_account(uow, cmd.account_id)
     account.freeze(reason=cmd.reason, now=now)
     return _status_outcome(account)
 
 
-async def unfreeze_account(uow: SqlUnitOfWork, cmd: c.UnfreezeAccount, now: datetime) -> Outcome:
+async def unfreeze_account(uow: UnitOfWork, cmd: c.UnfreezeAccount, now: datetime) -> Outcome:
     account = await _locked_account(uow, cmd.account_id)
     account.unfreeze(now=now)
     return _status_outcome(account)
 
 
-async def close_account(uow: SqlUnitOfWork, cmd: c.CloseAccount, now: datetime) -> Outcome:
+async def close_account(uow: UnitOfWork, cmd: c.CloseAccount, now: datetime) -> Outcome:
     account = await _locked_account(uow, cmd.account_id)
     account.close(now=now)
     return _status_outcome(account)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import (
     AsyncRetrying,
@@ -23,40 +22,22 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from command_service.access import Forbidden, check_command, check_in_transaction
+from command_service.access import check_command, check_in_transaction
 from command_service.db.engine import read_only
+from command_service.db.errors import is_transient_conflict, unique_violation
 from command_service.db.tables import commands
 from command_service.domain.commands import Command
-from command_service.domain.errors import DomainError, NotFoundError
+from command_service.domain.errors import Refusal, deciding
 from command_service.handlers import HANDLERS
 from command_service.idempotency import IdempotencyKey, IdempotencyRaceError, StoredResponse
 from command_service.metrics import COMMANDS
-from command_service.unit_of_work import (
-    CommandRecord,
-    ConcurrentUpdateError,
-    SqlUnitOfWork,
-    unique_violation,
-)
-from shared.auth import SYSTEM, Principal
+from command_service.unit_of_work import CommandRecord, SqlUnitOfWork
+from shared.auth.principal import SYSTEM, Principal
 from shared.observability import LOG_CONTEXT, bind
 from shared.tracing import span
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("cqrs.audit")
-
-# MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout. SQLite: the write lock was busy.
-_MYSQL_RETRYABLE = {1205, 1213}
-
-
-def is_transient_conflict(exc: BaseException) -> bool:
-    if isinstance(exc, ConcurrentUpdateError):
-        return True
-    if isinstance(exc, OperationalError):
-        args = getattr(exc.orig, "args", ())
-        if args and args[0] in _MYSQL_RETRYABLE:
-            return True
-        return "database is locked" in str(exc.orig)
-    return False
 
 
 @dataclass(frozen=True)
@@ -67,7 +48,6 @@ class CommandResult:
     response: StoredResponse | None = None  # what `render` made of it, when given
 
 
-Refusal = DomainError | NotFoundError | Forbidden
 # Turns a result or a refusal into the exact HTTP response; called inside the transaction so
 # that an idempotent command stores the very bytes its first caller receives.
 Render = Callable[[CommandResult | Refusal], StoredResponse]
@@ -93,13 +73,14 @@ class CommandService:
                       render: Render | None = None,
                       principal: Principal = SYSTEM) -> CommandResult:
         """Run `command` for `principal` in one transaction, retried on lock conflicts. Raises
-        the refusal (DomainError / NotFoundError / Forbidden) after recording it; raises
+        the refusal (a Refusal, naming the command) after recording it; raises
         IdempotencyRaceError when another request of the same subject with the same key
         committed first. Its log lines and its trace span carry the command id."""
         command_id = str(uuid.uuid4())
         token = bind(command_id=command_id, causation_id=command_id)
         try:
-            with span(f"command {HANDLERS[type(command)][0]}", command_id=command_id):
+            with (span(f"command {HANDLERS[type(command)][0]}", command_id=command_id),
+                  deciding(command_id)):
                 return await self._execute(command, command_id, idempotency, render, principal)
         finally:
             LOG_CONTEXT.reset(token)
@@ -130,9 +111,8 @@ class CommandService:
                         await uow.commit(CommandRecord(
                             command_id, command_type, created_at, idempotency, response,
                             subject))
-        except (DomainError, NotFoundError, Forbidden) as refusal:
+        except Refusal as refusal:
             COMMANDS.labels(command_type, "refused").inc()
-            refusal.command_id = command_id
             record = CommandRecord(command_id, command_type, created_at, idempotency,
                                    render(refusal) if render else None, subject)
             await self._record_failure(record, refusal)
@@ -155,11 +135,10 @@ class CommandService:
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(commands.insert().values(**record.row("failed", error)))
-        except IntegrityError as exc:
+        except Exception as exc:
             if record.idempotency is not None and unique_violation(exc) == "idempotency":
                 raise IdempotencyRaceError() from exc
-            log.exception("could not record failed command %s", record.command_id)
-        except Exception:  # the refusal is the answer; losing its log entry must not hide it
+            # The refusal is the answer; losing its log entry must not hide it.
             log.exception("could not record failed command %s", record.command_id)
 
     async def command_status(self, command_id: str) -> dict | None:

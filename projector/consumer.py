@@ -19,7 +19,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -28,8 +27,10 @@ from prometheus_client import Counter, Gauge, Histogram
 from pymongo.errors import PyMongoError
 
 from projector.dead_letters import DeadLetters, ParkedAggregates
+from projector.failures import EARLIER_PARKED, FailureJudge, RetryPolicy
 from projector.planner import BatchPlan
 from projector.store import ReadStore, WriteConflictError, project_events
+from shared.backoff import Backoff
 from shared.envelope import EventEnvelope
 from shared.observability import LOG_CONTEXT, bind
 from shared.tracing import enabled as tracing_enabled
@@ -52,22 +53,10 @@ CONSUMER_LAG = Gauge("cqrs_projector_consumer_lag_events",
 
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 5
-    first_backoff_s: float = 0.2
-    max_backoff_s: float = 30.0
-    gap_timeout_s: float = 120.0  # a missing version that long overdue is parked, not awaited
-
-    def backoff_s(self, attempts: int) -> float:
-        return min(self.first_backoff_s * 2 ** (attempts - 1), self.max_backoff_s)
-
-
-@dataclass
-class _Failure:
-    attempts: int
-    retry_at: float  # monotonic
-    error: str
+# A write conflict is another projector's overlapping write: plan again soon. A read-store
+# outage: back off further, up to 5 s between tries.
+CONFLICT_BACKOFF = Backoff(first_s=0.02, max_s=5.0)
+OUTAGE_BACKOFF = Backoff(first_s=0.1, max_s=5.0)
 
 
 class _Pending:
@@ -100,10 +89,8 @@ class Projector(ConsumerRebalanceListener):
         self._parked = ParkedAggregates(self._dead_letters)
         self._batch_size = batch_size
         self._poll_ms = poll_ms
-        self._retry = retry or RetryPolicy()
+        self._judge = FailureJudge(retry)
         self._held: list[_Pending] = []
-        self._failures: dict[tuple[str, int], _Failure] = {}
-        self._gap_since: dict[tuple[str, int], float] = {}  # held event -> when first held
         self._undecodable: list[tuple[TopicPartition, object, str]] = []
         self._lag_measured_at = float("-inf")
         self.last_plan: BatchPlan | None = None
@@ -113,8 +100,7 @@ class Projector(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         lost = set(revoked)
         self._held = [p for p in self._held if p.partition not in lost]
-        still_held = {p.event.aggregate_id for p in self._held}
-        self._failures = {key: f for key, f in self._failures.items() if key[0] in still_held}
+        self._judge.keep_only({p.event.aggregate_id for p in self._held})
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self._parked.forget()  # the previous owner may have parked events of these partitions
@@ -161,8 +147,7 @@ class Projector(ConsumerRebalanceListener):
 
     async def _project_until_done(self, pending: list[_Pending], stop: asyncio.Event) -> bool:
         """Plan and write `pending` plus what was held; retry outages with backoff."""
-        delay = 0.1
-        conflicts = 0
+        outages = conflicts = 0
         while not stop.is_set():
             try:
                 await self.project(self._held + pending)
@@ -172,12 +157,13 @@ class Projector(ConsumerRebalanceListener):
                 # from fresh reads, backing off a little more each time.
                 conflicts += 1
                 log.info("write conflict, planning the batch again: %s", exc)
-                await sleep_unless_stopped(stop, min(0.01 * 2 ** min(conflicts, 9), 5.0))
+                await sleep_unless_stopped(stop, CONFLICT_BACKOFF.delay_s(conflicts))
             except PyMongoError as exc:
+                outages += 1
+                delay = OUTAGE_BACKOFF.delay_s(outages)
                 log.warning("read store unavailable (%s); retrying in %.1fs",
                             exc.__class__.__name__, delay)
                 await sleep_unless_stopped(stop, delay)
-                delay = min(delay * 2, 5.0)
         return False
 
     async def project(self, pending: list[_Pending]) -> BatchPlan:
@@ -187,8 +173,7 @@ class Projector(ConsumerRebalanceListener):
             self._undecodable.clear()
 
         parked_aggregates = await self._parked.among({p.event.aggregate_id for p in pending})
-        now = time.monotonic()
-        waiting = {agg for (agg, _), f in self._failures.items() if f.retry_at > now}
+        waiting = self._judge.backing_off()
         to_park = [p for p in pending if p.event.aggregate_id in parked_aggregates]
         to_plan = [p for p in pending if p.event.aggregate_id not in parked_aggregates
                    and p.event.aggregate_id not in waiting]
@@ -204,9 +189,10 @@ class Projector(ConsumerRebalanceListener):
                             started_ns, time.time_ns(), event_id=event.event_id,
                             event_type=event.event_type, aggregate_id=event.aggregate_id)
 
-        parking = [(p, "an earlier event of this aggregate is parked") for p in to_park]
-        parking += self._judge_failures(plan, to_plan)
-        parking += self._overdue_gaps(plan, to_plan, {id(p) for p, _ in parking})
+        parking = [(p, EARLIER_PARKED) for p in to_park]
+        by_event = {id(p.event): p for p in to_plan}
+        parking += [(by_event[id(event)], reason) for event, reason in
+                    self._judge.judge(plan, [p.event for p in to_plan])]
         if parking:
             await self._dead_letters.park(
                 [(p.event, error, p.partition.partition, p.offset) for p, error in parking])
@@ -233,53 +219,6 @@ class Projector(ConsumerRebalanceListener):
             for event in plan.applied:
                 by_event[id(event)].log(logging.DEBUG, "applied %s v%d of %s",
                                         event.event_type, event.version, event.aggregate_id)
-
-    def _judge_failures(self, plan: BatchPlan,
-                        to_plan: list[_Pending]) -> list[tuple[_Pending, str]]:
-        """Count an attempt for each failed event; return what must now be parked, with why:
-        an event out of attempts and every later event of its aggregate."""
-        for event in plan.applied:
-            self._failures.pop((event.aggregate_id, event.version), None)
-        exhausted: dict[str, tuple[int, str]] = {}
-        now = time.monotonic()
-        for event, error in plan.failed:
-            key = (event.aggregate_id, event.version)
-            failure = self._failures.get(key) or _Failure(0, now, error)
-            failure.attempts += 1
-            failure.error = error
-            failure.retry_at = now + self._retry.backoff_s(failure.attempts)
-            self._failures[key] = failure
-            if failure.attempts >= self._retry.max_attempts:
-                exhausted[event.aggregate_id] = (event.version, error)
-        parked = []
-        for p in to_plan:
-            version, error = exhausted.get(p.event.aggregate_id, (None, ""))
-            if version is not None and p.event.version >= version:
-                parked.append((p, f"after {self._retry.max_attempts} attempts: {error}"
-                               if p.event.version == version
-                               else "an earlier event of this aggregate is parked"))
-        for aggregate_id, (version, _) in exhausted.items():
-            self._failures.pop((aggregate_id, version), None)
-        return parked
-
-    def _overdue_gaps(self, plan: BatchPlan, to_plan: list[_Pending],
-                      already: set[int]) -> list[tuple[_Pending, str]]:
-        """A gap that stays open past the timeout (its missing version was lost, or
-        discarded) would hold the partition's commit forever: park it and what follows."""
-        now = time.monotonic()
-        held = {(e.aggregate_id, e.version) for e in plan.held}
-        self._gap_since = {key: self._gap_since.get(key, now) for key in held}
-        overdue: dict[str, int] = {}
-        for (aggregate_id, version), since in self._gap_since.items():
-            if now - since > self._retry.gap_timeout_s:
-                overdue[aggregate_id] = min(version, overdue.get(aggregate_id, version))
-        parked = [(p, f"gap: an earlier version never arrived within "
-                      f"{self._retry.gap_timeout_s:.0f}s")
-                  for p in to_plan if id(p) not in already
-                  and p.event.version >= overdue.get(p.event.aggregate_id, 1 << 62)]
-        for key in [k for k in self._gap_since if k[0] in overdue]:
-            del self._gap_since[key]
-        return parked
 
     def _observe(self, plan: BatchPlan) -> None:
         now = time.time()

@@ -23,6 +23,7 @@ from projector.planner import (
     plan_batch,
 )
 from projector.projections import Doc
+from shared.backoff import Backoff
 from shared.envelope import EventEnvelope
 from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, TRANSACTIONS, ViewDatabase
 
@@ -126,9 +127,12 @@ async def project_events(store: ReadStore, events: list[EventEnvelope]) -> Batch
     return plan
 
 
+CONFLICT_PAUSE = Backoff(first_s=0.01, max_s=1.0)  # a write race lost: plan again soon
+
+
 def conflict_pause_s(attempt: int) -> float:
     """How long to wait before planning again after losing a write race: growing, capped."""
-    return min(0.005 * 2 ** min(attempt, 8), 1.0)
+    return CONFLICT_PAUSE.delay_s(attempt + 1)
 
 
 async def project_with_retries(store: ReadStore, events: list[EventEnvelope],

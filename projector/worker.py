@@ -6,15 +6,14 @@ import asyncio
 import contextlib
 import logging
 
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
-
-from projector.consumer import Projector, RetryPolicy
+from projector.consumer import Projector
+from projector.failures import RetryPolicy
 from projector.store import ReadStore
 from shared.config import Settings
 from shared.kafka import ensure_topic, make_consumer
 from shared.readmodel import ViewDatabase, ensure_indexes, make_mongo_client, read_registry
 from shared.tracing import configure_tracing
-from shared.worker import OpsServer, stop_on_signals
+from shared.worker import run_worker, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -25,46 +24,40 @@ async def serve_projector(settings: Settings, host: str, port: int,
     configure_tracing("cqrs-accounts-projector")
     client = make_mongo_client(settings)
     db = client[settings.mongo_database]
-    consumer = make_consumer(settings)
+    store = ReadStore(ViewDatabase(db))
+    retry = RetryPolicy(max_attempts=settings.projector_max_attempts,
+                        first_backoff_s=settings.projector_first_backoff_ms / 1000,
+                        gap_timeout_s=settings.projector_gap_timeout_s)
+    consumers = [make_consumer(settings)]  # the latest is the one to probe and to stop
 
     async def read_store_answers() -> None:
         await db.command("ping")
 
     async def broker_answers() -> None:
-        await consumer.topics()
+        await consumers[-1].topics()
 
-    ops = OpsServer("cqrs-accounts projector", {"read_store": read_store_answers,
-                                                "broker": broker_answers}, host, port)
-    bound = await ops.start()
-    log.info("projector ops endpoints on http://%s:%d (/healthz /readyz /metrics)", host, bound)
-    retry = RetryPolicy(max_attempts=settings.projector_max_attempts,
-                        first_backoff_s=settings.projector_first_backoff_ms / 1000,
-                        gap_timeout_s=settings.projector_gap_timeout_s)
-    store = ReadStore(ViewDatabase(db))
-    started = False
-    try:
-        # The broker and the read store may come up after us: keep trying until both answer
-        # or we are stopped. A consumer whose start failed cannot start again: a fresh one.
-        async for attempt in AsyncRetrying(retry=retry_if_exception_type(Exception),
-                                           wait=wait_exponential(multiplier=0.2, max=5)):
-            with attempt:
-                if stop.is_set():
-                    return
-                await ensure_indexes(db, await read_registry(db))
-                await ensure_topic(settings)
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
-                consumer = make_consumer(settings)
-                projector = Projector(consumer, store, batch_size=settings.projector_batch_size,
-                                      poll_ms=settings.projector_poll_ms, retry=retry)
-                consumer.subscribe([settings.kafka_topic], listener=projector)
-                await consumer.start()
-                started = True
+    async def start() -> Projector:
+        await ensure_indexes(db, await read_registry(db))
+        await ensure_topic(settings)
+        # A consumer whose start failed cannot start again: each attempt gets a fresh one.
+        with contextlib.suppress(Exception):
+            await consumers[-1].stop()
+        consumer = make_consumer(settings)
+        consumers.append(consumer)
+        projector = Projector(consumer, store, batch_size=settings.projector_batch_size,
+                              poll_ms=settings.projector_poll_ms, retry=retry)
+        consumer.subscribe([settings.kafka_topic], listener=projector)
+        await consumer.start()
         log.info("projector started in group %s", settings.kafka_consumer_group)
+        return projector
+
+    async def work(projector: Projector) -> None:
         await projector.run(stop)
-    finally:
-        if started:
-            await consumer.stop()
-        await ops.stop()
+
+    async def close(projector: Projector | None) -> None:
+        if projector is not None:
+            await consumers[-1].stop()
         await client.close()
-        log.info("projector stopped")
+
+    await run_worker("projector", {"read_store": read_store_answers, "broker": broker_answers},
+                     host, port, stop, start=start, work=work, close=close)

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     consistency_wait_max_ms: int = Field(
         10_000, ge=0, le=10_000, description="cap on X-Consistency-Wait-Ms")
 
-    # Authentication (shared/auth.py): bearer JWTs on every /v1 route of both services
+    # Authentication (shared/auth/): bearer JWTs on every /v1 route of both services
     auth_disabled: bool = Field(
         False, description="serve /v1 without tokens: only on a network nobody else reaches")
     auth_jwt_secret: SecretStr = Field(

@@ -1,5 +1,6 @@
-"""What the two background workers (relay, projector) share: their small HTTP server for
-/healthz, /readyz and /metrics, and a stop event set by SIGTERM/SIGINT."""
+"""What the two background workers (relay, projector) share: the runner that gives both their
+shape (`run_worker`), their small HTTP server for /healthz, /readyz and /metrics, and a stop
+event set by SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from shared.http import ReadinessCheck, health_router
 
@@ -98,3 +100,29 @@ def stop_on_signals() -> asyncio.Event:
 async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def run_worker(name: str, probes: dict[str, Callable[[], Awaitable[None]]], host: str,
+                     port: int, stop: asyncio.Event, *, start: Callable[[], Awaitable[T]],
+                     work: Callable[[T], Awaitable[None]],
+                     close: Callable[[T | None], Awaitable[None]]) -> None:
+    """The shape of both workers (relay and projector). The ops port comes first, so /healthz
+    answers while dependencies are awaited; `start` is retried with backoff until it succeeds
+    (the broker or a store may come up after us) or `stop` is set; `work` runs until `stop`;
+    `close` gets what `start` returned (None if it never succeeded) and runs in every case."""
+    ops = OpsServer(f"cqrs-accounts {name}", probes, host, port)
+    bound = await ops.start()
+    log.info("%s ops endpoints on http://%s:%d (/healthz /readyz /metrics)", name, host, bound)
+    started: T | None = None
+    try:
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(Exception),
+                                           wait=wait_exponential(multiplier=0.2, max=5)):
+            with attempt:
+                if stop.is_set():
+                    return
+                started = await start()
+        await work(started)
+    finally:
+        await close(started)
+        await ops.stop()
+        log.info("%s stopped", name)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from command_service.api.app import create_app as create_command_app
-from command_service.relay_worker import serve_relay
+from command_service.outbox.worker import serve_relay
 from projector.worker import serve_projector
 from query_service.app import create_app as create_query_app
 from shared.auth import ADMIN, mint_token
@@ -68,10 +68,13 @@ class Stack:
         query_port = await self._apis[1].start()
         # Both clients act as an admin; a test about access control sends its own tokens.
         headers = admin_headers(self.settings)
+        # The clients let an idle connection go before uvicorn closes it (after 5 s): reusing
+        # one the server is closing at that moment fails the request with a ReadError.
+        limits = httpx.Limits(keepalive_expiry=2.0)
         self.commands = httpx.AsyncClient(base_url=f"http://127.0.0.1:{command_port}",
-                                          timeout=30, headers=headers)
+                                          timeout=30, headers=headers, limits=limits)
         self.queries = httpx.AsyncClient(base_url=f"http://127.0.0.1:{query_port}", timeout=30,
-                                         headers=headers)
+                                         headers=headers, limits=limits)
         self.relay.start()
         self.projector.start()
         return self

@@ -18,7 +18,9 @@ from bench.stats import CpuMeter, latency_summary, rate, ratio
 from bench.workload import fill_write_model
 from command_service.db.engine import create_engine
 from command_service.db.tables import outbox
-from command_service.relay import LeaderLease, OutboxRelay, outbox_backlog, resend_from
+from command_service.outbox.backlog import outbox_backlog, resend_from
+from command_service.outbox.lease import LeaderLease
+from command_service.outbox.relay import OutboxRelay
 from shared.kafka import ensure_topic, make_producer
 
 BIGGER_BATCH = 5000

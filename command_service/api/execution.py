@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from command_service.access import Forbidden
 from command_service.api.deps import CommandServiceDep, RateLimiterDep
 from command_service.domain.commands import Command
-from command_service.domain.errors import DomainError, NotFoundError, SameAccountError
+from command_service.domain.errors import NotFoundError, Refusal, SameAccountError
 from command_service.idempotency import (
     IdempotencyKey,
     IdempotencyRaceError,
@@ -23,7 +23,7 @@ from command_service.idempotency import (
     find_stored_response,
     request_fingerprint,
 )
-from command_service.service import CommandResult, Refusal
+from command_service.service import CommandResult
 from shared.auth import REALM, Principal, authenticate
 from shared.config import Settings
 from shared.consistency import encode_token
@@ -104,7 +104,7 @@ class CommandRunner:
                 raise ApiError(409, "idempotency_key_reused",
                                "another request with this Idempotency-Key is in flight") from None
             return replay
-        except (DomainError, NotFoundError, Forbidden) as refusal:
+        except Refusal as refusal:
             return _respond(_render(refusal, status))
         return _respond(result.response)
 
@@ -138,7 +138,7 @@ def _render(outcome: CommandResult | Refusal, status: int) -> StoredResponse:
             "X-Consistency-Token": encode_token(outcome.versions),
             "X-Command-ID": outcome.command_id,
         })
-    headers = {"X-Command-ID": getattr(outcome, "command_id", "")}
+    headers = {"X-Command-ID": outcome.command_id}
     if isinstance(outcome, Forbidden):
         response = error_response(403, outcome.code, outcome.message)
         if outcome.scope:

@@ -31,6 +31,8 @@ from functools import partial
 
 import aiosqlite
 
+from command_service.db.errors import Meaning, meaning
+
 QUICK, BEGIN, ON_THREAD = "quick", "begin", "on thread"
 
 
@@ -45,10 +47,6 @@ def _kind(fn: Callable, args: tuple) -> str:
         if keyword.startswith("PRAGMA"):
             return ON_THREAD
     return QUICK
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    return "database is locked" in str(exc) or "database is busy" in str(exc)
 
 
 class InlineConnection(aiosqlite.Connection):
@@ -76,7 +74,7 @@ class InlineConnection(aiosqlite.Connection):
                 try:
                     return self._without_waiting(fn, *args, **kwargs)
                 except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc):
+                    if meaning(exc) is not Meaning.BUSY:
                         raise
         return await self._on_connection_thread(fn, *args, **kwargs)
 

@@ -4,6 +4,8 @@ this module only describes them for queries, so the two are checked against each
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
@@ -14,6 +16,12 @@ Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"
 # AUTO_INCREMENT BIGINT on MySQL; SQLite only auto-increments an INTEGER PRIMARY KEY (rowid).
 BigIdentity = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """A moment as a Timestamp column holds it."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
 
 customers = sa.Table(
     "customers", metadata,

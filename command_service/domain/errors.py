@@ -1,16 +1,46 @@
-"""Business refusals. Each carries the contract's error `code`; the API maps them to 409
-(or 422 / 404 where the contract says so) without the domain knowing about HTTP."""
+"""Refusals: why a command was not carried out. Each carries the contract's error `code`, a
+sentence, and the id of the command it refused; the API maps business refusals to 409 (or 422
+/ 404 / 403 where the contract says so) without the domain knowing about HTTP."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
-class DomainError(Exception):
-    code: str = "business_rule_violated"
-    message: str = "the command breaks a business rule"
+_DECIDING: ContextVar[str] = ContextVar("command_being_decided", default="")
+
+
+@contextmanager
+def deciding(command_id: str) -> Iterator[None]:
+    """While the command `command_id` is being decided, every refusal raised names it. The
+    aggregates that refuse know nothing of commands; this way nobody has to stamp the id on
+    a refusal after it was raised."""
+    token = _DECIDING.set(command_id)
+    try:
+        yield
+    finally:
+        _DECIDING.reset(token)
+
+
+class Refusal(Exception):
+    """The root of every refusal: the contract's error code, a sentence, and the command it
+    refused ("" outside `deciding`)."""
+
+    code: str = "refused"
+    message: str = "the command was refused"
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
+        self.command_id = _DECIDING.get()
+
+
+class DomainError(Refusal):
+    """A business rule refused the command."""
+
+    code = "business_rule_violated"
+    message = "the command breaks a business rule"
 
 
 class InsufficientFundsError(DomainError):
@@ -66,7 +96,7 @@ class AlreadyExistsError(DomainError):
         super().__init__(f"{what} {ident} already exists")
 
 
-class NotFoundError(Exception):
+class NotFoundError(Refusal):
     """The named customer/account/command does not exist (404, not a business refusal)."""
 
     def __init__(self, what: str, ident: str) -> None:
@@ -74,4 +104,3 @@ class NotFoundError(Exception):
         self.what = what
         self.ident = ident
         self.code = f"{what}_not_found"
-        self.message = str(self)

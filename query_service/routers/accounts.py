@@ -6,12 +6,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
-from query_service import views
+from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
 from query_service.cursors import decode_cursor, encode_cursor
 from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.schemas import AccountView, TransactionPage
-from shared.auth import Principal, forbidden
+from shared.auth import Principal
 from shared.http import ERROR_RESPONSES, ApiError, json_response
 from shared.readmodel import ACCOUNTS, TRANSACTIONS
 
@@ -27,13 +27,12 @@ async def _account(db: Db, account_id: UUID, consistency: Consistency,
         lambda: db[ACCOUNTS].find_one({"_id": key}),
         # Another customer's account is refused at once, without waiting for versions.
         lambda d: consistency.wants(key, d["version"] if d else None)
-        and (d is None or reader.may_see_customer(d["customer_id"])),
+        and (d is None or access.may_see(reader, d["customer_id"])),
         consistency,
     )
     if doc is None:
         raise ApiError(404, "account_not_found", f"account {key} does not exist")
-    if not reader.may_see_customer(doc["customer_id"]):
-        raise forbidden(f"account {key} belongs to another customer")
+    access.ensure_may_see_account(reader, doc)
     return doc
 
 

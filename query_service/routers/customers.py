@@ -7,12 +7,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
-from query_service import views
+from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
 from query_service.cursors import decode_cursor, encode_cursor
 from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.schemas import AccountList, Customer360, CustomerPage, CustomerStats
-from shared.auth import Principal, forbidden
+from shared.auth import Principal
 from shared.http import ERROR_RESPONSES, ApiError, json_response
 from shared.readmodel import CUSTOMERS, DAILY_STATS
 
@@ -37,8 +37,7 @@ def customer_behind(customer_id: str, consistency: Consistency):
 async def _registered_customer(db: Db, customer_id: UUID, consistency: Consistency,
                                reader: Principal) -> dict:
     key = str(customer_id)
-    if not reader.may_see_customer(key):
-        raise forbidden(f"customer {key} is not the customer this token acts for")
+    access.ensure_may_see_customer(reader, key)
     doc = await read_consistent(lambda: db[CUSTOMERS].find_one({"_id": key}),
                                 customer_behind(key, consistency), consistency)
     # Version 0: account events arrived before the customer's registration was applied.

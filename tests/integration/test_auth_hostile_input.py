@@ -11,8 +11,8 @@ import uuid
 import sqlalchemy as sa
 
 from command_service.db import tables
-from tests.integration.test_command_api_contract import check_error
 from tests.stack import Stack
+from tests.support.contract import check_error
 
 NAMES = {
     "dot-star": "Dot .* Star",

@@ -82,8 +82,8 @@ async def test_the_bulk_outbox_fill_writes_the_rows_the_unit_of_work_writes(tmp_
                                initial_deposit_minor=100, transaction_id="t1", now=now)
         account.deposit(amount_minor=5, transaction_id="t2", reference="r", now=now)
         async with SqlUnitOfWork(engine, "topic") as uow:
-            uow.add(customer)
-            uow.add(account)
+            uow.aggregates.add(customer)
+            uow.aggregates.add(account)
             await uow.commit(CommandRecord("cmd", "test", now))
         await fill_write_model(engine, "topic", 3)
         async with engine.connect() as conn:

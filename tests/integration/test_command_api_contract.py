@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from command_service.db import tables
 from tests.stack import Stack
+from tests.support.contract import check_error, open_account, register
 
 BALANCE = re.compile(r"^\d+\.\d{2}$")
 MiB = 1024 * 1024
@@ -78,31 +79,6 @@ async def write_model(engine) -> dict:
         }
 
 
-def check_error(response, status: int, code: str | None, field: str | None = None) -> dict:
-    """The contract's error body: {"error": {"code", "message", "details": [...]}}."""
-    assert response.status_code == status, f"expected {status}, got {response.status_code}: " \
-                                           f"{response.text[:300]}"
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}, error
-    if code is not None:
-        assert error["code"] == code, error
-    assert re.fullmatch(r"[a-z][a-z0-9_]*", error["code"]), error
-    assert isinstance(error["message"], str) and error["message"].strip(), error
-    assert isinstance(error["details"], list), error
-    if status == 422:
-        assert error["details"], f"a 422 lists its field errors: {error}"
-        for detail in error["details"]:
-            assert isinstance(detail, dict) and {"field", "message"} <= set(detail), error
-            assert isinstance(detail["field"], str) and detail["field"], error
-            assert isinstance(detail["message"], str) and detail["message"], error
-        if field is not None:
-            fields = [d["field"] for d in error["details"]]
-            assert field in fields, f"expected a detail for {field!r}, got {fields}"
-    return error
-
-
 class Refusals:
     """Sends requests that must be refused, checks the answer and that nothing was written,
     and collects every failing case so one run reports them all."""
@@ -125,23 +101,6 @@ class Refusals:
     def assert_none_failed(self) -> None:
         assert not self.failures, f"{len(self.failures)} case(s) failed:\n" + \
             "\n".join(self.failures)
-
-
-async def register(stack: Stack, name: str = "Ada Lovelace", email: str | None = None) -> str:
-    response = await stack.commands.post("/v1/customers",
-                                         json={"name": name, "email": email or new_email()})
-    assert response.status_code == 201, response.text
-    return response.json()["customer_id"]
-
-
-async def open_account(stack: Stack, customer_id: str, currency: str = "USD",
-                       initial_deposit: str | None = None, type_: str = "checking") -> str:
-    body = {"customer_id": customer_id, "type": type_, "currency": currency}
-    if initial_deposit is not None:
-        body["initial_deposit"] = initial_deposit
-    response = await stack.commands.post("/v1/accounts", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()["account_id"]
 
 
 def success(response, status: int, fields: set[str]) -> dict:

@@ -42,7 +42,7 @@ async def test_a_commands_log_lines_share_its_correlation_id_across_the_processe
 
     mine = [line for line in json_log_lines() if line.get("correlation_id") == request_id]
     loggers = {line["logger"] for line in mine}
-    assert {"cqrs.audit", "command_service.relay", "projector.consumer"} <= loggers
+    assert {"cqrs.audit", "command_service.outbox.relay", "projector.consumer"} <= loggers
     command_id = response.json()["command_id"]
     assert all(line.get("command_id", command_id) == command_id for line in mine)
     assert any(line.get("event_id") for line in mine if line["logger"] == "projector.consumer")

@@ -6,7 +6,7 @@ import asyncio
 import re
 import uuid
 
-from cli.status import collect_status, render
+from operations.status import collect_status, render
 from tests.stack import Stack
 
 

@@ -7,10 +7,10 @@ import asyncio
 import random
 import uuid
 
+from operations.rebuild import rebuild
+from operations.verify import find_drift, repair
 from projector.dead_letters import DeadLetters
-from projector.rebuild import rebuild
 from projector.store import ReadStore
-from projector.verify import find_drift, repair
 from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, TRANSACTIONS, ViewDatabase
 from tests.stack import Stack
 
@@ -181,7 +181,7 @@ async def test_two_projectors_share_the_partitions_and_together_apply_everything
 async def test_a_standby_relay_takes_over_when_the_active_one_dies(settings, read_db):
     settings = settings.model_copy(update={"relay_lease_s": 1.0})
     async with Stack(settings) as stack:
-        from command_service.relay_worker import serve_relay
+        from command_service.outbox.worker import serve_relay
         from tests.stack import Worker
 
         standby = Worker("relay-2", serve_relay, settings)

@@ -12,8 +12,8 @@ import time
 import httpx
 
 from command_service.api.app import create_app as create_command_app
-from projector.event_log import count_events
-from projector.verify import find_drift
+from command_service.event_log import count_events
+from operations.verify import find_drift
 from shared.kafka import ensure_topic
 from shared.readmodel import ViewDatabase
 from shared.worker import InLoopServer
@@ -119,7 +119,7 @@ async def test_kill_9_of_relay_and_projector_during_a_stream_loses_and_doubles_n
 
 async def test_after_the_broker_loses_its_memory_resend_from_converges_the_views(
         settings, engine, read_db, spare_broker):
-    from command_service.relay import resend_from
+    from command_service.outbox.backlog import resend_from
     from tests.stack import Stack
 
     broker = spare_broker

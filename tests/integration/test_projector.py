@@ -15,8 +15,9 @@ from command_service.db.tables import outbox
 from command_service.domain import commands as c
 from command_service.domain.model import AccountType
 from command_service.service import CommandService
-from projector.consumer import Projector, RetryPolicy
+from projector.consumer import Projector
 from projector.dead_letters import DeadLetters
+from projector.failures import RetryPolicy
 from projector.store import ReadStore
 from shared.envelope import EventEnvelope
 from shared.kafka import ensure_topic, make_consumer

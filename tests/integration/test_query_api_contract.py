@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 
 from tests.stack import Stack
+from tests.support.contract import check_error, open_account, register
 
 CUSTOMER_360_FIELDS = {"customer_id", "name", "email", "version", "accounts", "summary",
                        "updated_at"}
@@ -36,26 +37,6 @@ def parse_utc(value: str) -> datetime:
     return moment
 
 
-def check_error(response, status: int, code: str | None, field: str | None = None) -> dict:
-    assert response.status_code == status, f"expected {status}, got {response.status_code}: " \
-                                           f"{response.text[:300]}"
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}, error
-    if code is not None:
-        assert error["code"] == code, error
-    assert isinstance(error["message"], str) and error["message"].strip(), error
-    assert isinstance(error["details"], list), error
-    if status == 422:
-        assert error["details"], error
-        for detail in error["details"]:
-            assert {"field", "message"} <= set(detail), error
-        if field is not None:
-            assert field in [d["field"] for d in error["details"]], error
-    return error
-
-
 class Checks:
     """Collects failing cases so that one run reports all of them."""
 
@@ -78,20 +59,6 @@ async def post(stack: Stack, path: str, body: dict, status: int = 201):
     response = await stack.commands.post(path, json=body)
     assert response.status_code == status, f"{path}: {response.text}"
     return response
-
-
-async def register(stack: Stack, name: str, email: str | None = None) -> str:
-    email = email or f"{uuid.uuid4().hex}@example.com"
-    response = await post(stack, "/v1/customers", {"name": name, "email": email})
-    return response.json()["customer_id"]
-
-
-async def open_account(stack: Stack, customer_id: str, currency: str = "USD",
-                       initial_deposit: str | None = None, type_: str = "checking") -> str:
-    body = {"customer_id": customer_id, "type": type_, "currency": currency}
-    if initial_deposit is not None:
-        body["initial_deposit"] = initial_deposit
-    return (await post(stack, "/v1/accounts", body)).json()["account_id"]
 
 
 async def all_transactions(stack: Stack, account_id: str, limit: int = 500,

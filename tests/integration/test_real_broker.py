@@ -17,13 +17,15 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from cli.status import collect_status
 from command_service.db.tables import outbox
-from command_service.relay import LeaderLease, OutboxRelay, outbox_backlog
+from command_service.event_log import count_events
+from command_service.outbox.backlog import outbox_backlog
+from command_service.outbox.lease import LeaderLease
+from command_service.outbox.relay import OutboxRelay
+from operations.status import collect_status
+from operations.verify import find_drift
 from projector.consumer import CONSUMER_LAG, Projector
-from projector.event_log import count_events
 from projector.store import ReadStore
-from projector.verify import find_drift
 from shared.kafka import ensure_topic, make_consumer, make_producer, start_producer
 from shared.readmodel import ViewDatabase
 from tests.integration.test_relay import consume_all

@@ -16,7 +16,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from command_service.db.tables import outbox
 from command_service.domain import commands as c
 from command_service.domain.model import AccountType
-from command_service.relay import LeaderLease, OutboxRelay, outbox_backlog, resend_from
+from command_service.outbox.backlog import outbox_backlog, resend_from
+from command_service.outbox.lease import LeaderLease
+from command_service.outbox.relay import OutboxRelay
 from command_service.service import CommandService
 from shared.envelope import EventEnvelope
 from shared.kafka import ensure_topic, make_producer

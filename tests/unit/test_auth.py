@@ -1,4 +1,4 @@
-"""Bearer tokens (shared/auth.py), the command access rules (command_service/access.py) and the
+"""Bearer tokens (shared/auth/), the command access rules (command_service/access.py) and the
 per-subject token bucket (shared/ratelimit.py), without a server."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from cli.dev_secret import dev_secret
 from command_service.access import Forbidden, check_command
 from command_service.domain import commands as c
 from command_service.domain.model import AccountType
@@ -27,7 +28,6 @@ from shared.auth import (
     Principal,
     TokenVerifier,
     check_auth_settings,
-    dev_secret,
     mint_token,
 )
 from shared.config import Settings, SettingsError, load_settings
@@ -157,7 +157,7 @@ def test_a_verified_token_is_not_checked_again_until_it_expires(monkeypatch):
 
 
 def test_the_verified_tokens_kept_are_bounded(monkeypatch):
-    monkeypatch.setattr("shared.auth.VERIFIED_TOKENS_KEPT", 2)
+    monkeypatch.setattr("shared.auth.tokens.VERIFIED_TOKENS_KEPT", 2)
     verifier = TokenVerifier.from_settings(settings())
     for subject in ("a", "b", "c"):
         verifier.verify(hs256(sub=subject))

@@ -12,7 +12,7 @@ from aiokafka.errors import (
     RecordListTooLargeError,
 )
 
-from command_service.relay_refusals import RefusedKeys, is_record_refusal, needs_lone_resend
+from command_service.outbox.refusals import RefusedKeys, is_record_refusal, needs_lone_resend
 
 
 class Clock:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from command_service.unit_of_work import unique_violation
+from command_service.db.errors import unique_violation
 
 
 def _error(statement: str, *args) -> IntegrityError:

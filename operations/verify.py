@@ -16,13 +16,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from pymongo import DeleteMany, ReplaceOne
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from command_service.db.engine import read_only
-from command_service.db.tables import accounts, customers
-from projector.event_log import read_events
+from command_service.event_log import read_events
+from command_service.state_reads import account_ids_of, account_states, customer_states
 from projector.planner import plan_batch
 from projector.projections import (
     ACCOUNT_EVENTS,
@@ -85,9 +83,8 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
     await views.refresh()
     expected = await fold_event_log(engine)
     drift: list[Drift] = []
-    async with read_only(engine).connect() as conn:
-        account_rows = {r.account_id: r for r in await conn.execute(sa.select(accounts))}
-        customer_rows = {r.customer_id: r for r in await conn.execute(sa.select(customers))}
+    account_rows = await account_states(engine)
+    customer_rows = await customer_states(engine)
 
     actual_accounts = {d["_id"]: d async for d in views[ACCOUNTS].find({})}
     for account_id, row in account_rows.items():
@@ -172,9 +169,7 @@ async def repair(engine: AsyncEngine, views: ViewDatabase, customer_ids: set[str
 
 async def _repair_customer(engine: AsyncEngine, views: ViewDatabase, customer_id: str) -> None:
     await views.refresh()
-    async with read_only(engine).connect() as conn:
-        account_ids = list((await conn.scalars(sa.select(accounts.c.account_id).where(
-            accounts.c.customer_id == customer_id))).all())
+    account_ids = await account_ids_of(engine, customer_id)
     # Read the stored revisions before the log, so the log holds at least what they show.
     before = {
         CUSTOMERS: {d["_id"]: d async for d in views[CUSTOMERS].find({"_id": customer_id})},

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from projector.event_log import count_events, last_position, read_events
+from command_service.event_log import count_events, last_position, read_events
 from projector.store import ReadStore, project_with_retries
 from shared.envelope import EventEnvelope
 from shared.readmodel import (

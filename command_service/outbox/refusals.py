@@ -22,6 +22,8 @@ from aiokafka.errors import (
     OutOfOrderSequenceNumber,
 )
 
+from shared.backoff import Backoff
+
 # Kafka error codes that judge the record, not the connection: MESSAGE_TOO_LARGE,
 # RECORD_LIST_TOO_LARGE, INVALID_RECORD. Retrying the same bytes can never succeed.
 RECORD_REFUSAL_CODES = frozenset({10, 18, 87})
@@ -50,7 +52,7 @@ class RefusedKeys:
 
     def __init__(self, first_backoff_s: float = 1.0, max_backoff_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._first, self._max, self._clock = first_backoff_s, max_backoff_s, clock
+        self._backoff, self._clock = Backoff(first_backoff_s, max_backoff_s), clock
         self._refused: dict[str, _Refusal] = {}
 
     def __len__(self) -> int:
@@ -62,7 +64,7 @@ class RefusedKeys:
     def refuse(self, key: str) -> float:
         """Record one more refusal of `key`; returns the seconds until it is tried again."""
         attempts = self._refused[key].attempts + 1 if key in self._refused else 1
-        backoff = min(self._first * 2 ** (attempts - 1), self._max)
+        backoff = self._backoff.delay_s(attempts)
         self._refused[key] = _Refusal(attempts, self._clock() + backoff)
         return backoff
 

@@ -9,7 +9,7 @@ Guarantees it carries (docs/design.md):
    order with the aggregate id as key. One aggregate's rows are written by transactions that
    hold its row lock, so their ids are in commit order; after a failed send, the aggregate's
    later rows in the batch are not marked sent, so they go out again after it. A message the
-   broker refuses for what it is holds back only its own aggregate (relay_refusals.py). A relay that
+   broker refuses for what it is holds back only its own aggregate (refusals.py). A relay that
    stalls past its lease while a standby takes over can send a row twice (the read side
    skips the duplicate); the projector holds any version that arrives before its predecessor.
 """
@@ -19,23 +19,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from command_service.db.engine import read_only
-from command_service.db.tables import outbox, relay_lease
-from command_service.relay_refusals import RefusedKeys, is_record_refusal, needs_lone_resend
+from command_service.db.tables import outbox
+from command_service.outbox.lease import LeaderLease
+from command_service.outbox.refusals import RefusedKeys, is_record_refusal, needs_lone_resend
 from shared.observability import LOG_CONTEXT, bind
 from shared.tracing import child_traceparent
 from shared.tracing import enabled as tracing_enabled
@@ -50,70 +47,13 @@ BATCH_SIZE = Histogram("cqrs_relay_batch_size_events", "Rows per published batch
 PUBLISH_SECONDS = Histogram("cqrs_relay_publish_seconds",
                             "Time from sending a batch to all its acknowledgements",
                             buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
-BACKLOG = Gauge("cqrs_outbox_backlog_events", "Outbox rows not yet published")
-OLDEST_UNSENT = Gauge("cqrs_outbox_oldest_unsent_age_seconds",
-                      "Age of the oldest outbox row not yet published (0 when none)")
 IS_LEADER = Gauge("cqrs_relay_is_leader", "1 while this relay holds the leader lease")
 REFUSED_AGGREGATES = Gauge("cqrs_relay_refused_aggregates",
                            "Aggregates held back because the broker refuses their next message")
-LEASE_NAME = "outbox-relay"
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-class LeaderLease:
-    """A row in `relay_lease` that one relay renews; a standby takes it once it expires.
-
-    A table lease works the same on MySQL and SQLite. A relay that stalls past its lease may
-    publish a batch a new leader also publishes: duplicates only, which the read side ignores.
-    """
-
-    def __init__(self, engine: AsyncEngine, lease_s: float, holder: str | None = None) -> None:
-        self._engine = engine
-        self._lease = timedelta(seconds=lease_s)
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._valid_until = 0.0  # monotonic deadline for renewing
-
-    @property
-    def renew_interval_s(self) -> float:
-        return self._lease.total_seconds() / 3
-
-    async def hold(self) -> bool:
-        """True while we are the leader; renews the lease when a third of it has passed."""
-        if time.monotonic() < self._valid_until:
-            return True
-        now = _utcnow()
-        async with self._engine.begin() as conn:
-            taken = await conn.execute(
-                relay_lease.update()
-                .where(relay_lease.c.name == LEASE_NAME,
-                       sa.or_(relay_lease.c.holder == self.holder,
-                              relay_lease.c.expires_at < now))
-                .values(holder=self.holder, expires_at=now + self._lease)
-            )
-        if taken.rowcount != 1:
-            try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(relay_lease.insert().values(
-                        name=LEASE_NAME, holder=self.holder, expires_at=now + self._lease))
-            except IntegrityError:
-                self._valid_until = 0.0
-                return False
-        self._valid_until = time.monotonic() + self.renew_interval_s
-        return True
-
-    async def release(self) -> None:
-        self._valid_until = 0.0
-        async with self._engine.begin() as conn:
-            await conn.execute(relay_lease.delete().where(
-                relay_lease.c.name == LEASE_NAME, relay_lease.c.holder == self.holder))
-
-    async def current_holder(self) -> str | None:
-        async with read_only(self._engine).connect() as conn:
-            return await conn.scalar(sa.select(relay_lease.c.holder).where(
-                relay_lease.c.name == LEASE_NAME, relay_lease.c.expires_at >= _utcnow()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,17 +293,6 @@ def acknowledged_ids(rows: list[OutboxRow], results: list[object],
     return sent
 
 
-async def outbox_backlog(engine: AsyncEngine) -> tuple[int, float | None]:
-    """Unsent rows and the age in seconds of the oldest one."""
-    async with read_only(engine).connect() as conn:
-        count, oldest = (await conn.execute(
-            sa.select(sa.func.count(), sa.func.min(outbox.c.created_at))
-            .where(outbox.c.sent_at.is_(None))
-        )).one()
-    age = (_utcnow() - oldest).total_seconds() if oldest else None
-    return count, age
-
-
 def _log_publish(row: OutboxRow, result: object) -> None:
     """One line per event, in the context of the command that caused it."""
     headers = json.loads(row.headers)
@@ -377,29 +306,3 @@ def _log_publish(row: OutboxRow, result: object) -> None:
                       headers.get("version"), row.key)
     finally:
         LOG_CONTEXT.reset(token)
-
-
-async def monitor_backlog(engine: AsyncEngine, stop: asyncio.Event,
-                          interval_s: float = 2.0) -> None:
-    """Keep the backlog gauges current (every relay reports it, leader or standby)."""
-    while not stop.is_set():
-        try:
-            count, age = await outbox_backlog(engine)
-            BACKLOG.set(count)
-            OLDEST_UNSENT.set(age or 0)
-        except Exception as exc:  # a database outage shows in /readyz; keep the last figures
-            log.warning("could not measure the outbox backlog: %s", exc.__class__.__name__)
-        await sleep_unless_stopped(stop, interval_s)
-
-
-async def resend_from(engine: AsyncEngine, position: int) -> int:
-    """Queue every already-sent event from global `position` on for publishing again (for a
-    broker that lost data). The relay sends them in order like new rows; consumers' version
-    guards make the repeats harmless. Returns how many rows were queued again."""
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            outbox.update()
-            .where(outbox.c.event_position >= position, outbox.c.sent_at.is_not(None))
-            .values(sent_at=None)
-        )
-    return result.rowcount

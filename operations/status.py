@@ -8,7 +8,6 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -16,10 +15,9 @@ from rich.console import Group
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli.dependencies import DependencyDown, classify
-from command_service.db.engine import read_only
-from command_service.db.tables import events, relay_lease
-from command_service.relay import outbox_backlog
+from command_service import event_log
+from command_service.outbox.backlog import outbox_backlog
+from command_service.outbox.lease import current_lease
 from projector.dead_letters import PARKED
 from shared.config import Settings
 from shared.readmodel import ACCOUNTS, CUSTOMERS, DEAD_LETTERS, VIEWS, ViewDatabase
@@ -35,7 +33,7 @@ class Status:
     newest_event_at: datetime | None = None
     partitions: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)
     broker_error: str | None = None
-    broker_down: DependencyDown | None = None  # the broker did not answer (not another error)
+    broker_exception: Exception | None = None  # what reading the broker's offsets raised
     views: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
     parked: int = 0
 
@@ -49,13 +47,9 @@ class Status:
 async def collect_status(settings: Settings, engine: AsyncEngine, db: AsyncDatabase) -> Status:
     status = Status()
     status.unsent, status.oldest_unsent_s = await outbox_backlog(engine)
-    async with read_only(engine).connect() as conn:
-        lease = (await conn.execute(sa.select(relay_lease))).first()
-        status.events_total, newest = (await conn.execute(
-            sa.select(sa.func.count(), sa.func.max(events.c.occurred_at)))).one()
-    if lease is not None:
-        status.relay_holder, status.relay_lease_expires = lease.holder, lease.expires_at
-    status.newest_event_at = newest.replace(tzinfo=UTC) if newest else None
+    if lease := await current_lease(engine):
+        status.relay_holder, status.relay_lease_expires = lease
+    status.events_total, status.newest_event_at = await event_log.summary(engine)
 
     views = await ViewDatabase(db).refresh()
     for view in VIEWS:
@@ -72,7 +66,7 @@ async def collect_status(settings: Settings, engine: AsyncEngine, db: AsyncDatab
         status.partitions = await _partition_offsets(settings)
     except Exception as exc:  # the screen still shows everything else
         status.broker_error = f"{exc.__class__.__name__}: {exc}"[:200]
-        status.broker_down = classify(exc, settings)
+        status.broker_exception = exc
     return status
 
 

@@ -1,11 +1,13 @@
-"""Reads the write model's append-only events table: the permanent log that rebuild, verify and
-repair project from (Kafka's retention is finite; this table's is not)."""
+"""The event log's read API: the only way other packages read the write model's append-only
+events table, the permanent log that rebuild, verify and repair project from (Kafka's
+retention is finite; this table's is not). Every read here is read-only, so on SQLite none of
+them queues for the write lock behind the command service."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,3 +57,24 @@ async def count_events(engine: AsyncEngine, after_position: int = 0) -> int:
     async with read_only(engine).connect() as conn:
         return await conn.scalar(sa.select(sa.func.count()).where(
             events.c.position > after_position))
+
+
+async def summary(engine: AsyncEngine) -> tuple[int, datetime | None]:
+    """How many events the log holds, and when the newest one happened (UTC)."""
+    async with read_only(engine).connect() as conn:
+        count, newest = (await conn.execute(
+            sa.select(sa.func.count(), sa.func.max(events.c.occurred_at)))).one()
+    return count, newest.replace(tzinfo=UTC) if newest else None
+
+
+async def latest_versions(engine: AsyncEngine,
+                          after_position: int = 0) -> dict[tuple[str, str], int]:
+    """(aggregate type, aggregate id) -> the latest version, for every aggregate that changed
+    after `after_position`."""
+    async with read_only(engine).connect() as conn:
+        rows = await conn.execute(
+            sa.select(events.c.aggregate_type, events.c.aggregate_id,
+                      sa.func.max(events.c.version))
+            .where(events.c.position > after_position)
+            .group_by(events.c.aggregate_type, events.c.aggregate_id))
+        return {(kind, aggregate): version for kind, aggregate, version in rows}

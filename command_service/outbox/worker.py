@@ -6,15 +6,17 @@ import asyncio
 import logging
 
 import sqlalchemy as sa
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from aiokafka import AIOKafkaProducer
 
 from command_service.db.engine import create_engine, read_only
-from command_service.relay import LeaderLease, OutboxRelay, monitor_backlog
-from command_service.relay import resend_from as queue_resend
+from command_service.outbox.backlog import monitor_backlog
+from command_service.outbox.backlog import resend_from as queue_resend
+from command_service.outbox.lease import LeaderLease
+from command_service.outbox.relay import OutboxRelay
 from shared.config import Settings
 from shared.kafka import ensure_topic, make_producer, start_producer
 from shared.tracing import configure_tracing
-from shared.worker import OpsServer, stop_on_signals
+from shared.worker import run_worker, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,10 @@ async def serve_relay(settings: Settings, host: str, port: int,
         queued = await queue_resend(engine, resend_from)
         log.info("queued %d event(s) from position %d to be published again", queued,
                  resend_from)
-    producer = make_producer(settings)
-    relay: OutboxRelay | None = None
+    producers = [make_producer(settings)]  # the latest is the one to probe and to stop
+
+    def producer() -> AIOKafkaProducer:
+        return relay.producer if relay else producers[-1]
 
     async def database_answers() -> None:
         # Read-only: on SQLite it must not queue for the write lock behind a busy writer.
@@ -37,33 +41,31 @@ async def serve_relay(settings: Settings, host: str, port: int,
             await conn.execute(sa.text("SELECT 1"))
 
     async def broker_answers() -> None:
-        await (relay.producer if relay else producer).client.fetch_all_metadata()
+        await producer().client.fetch_all_metadata()
 
-    ops = OpsServer("cqrs-accounts relay", {"database": database_answers,
-                                            "broker": broker_answers}, host, port)
-    bound = await ops.start()
-    log.info("relay ops endpoints on http://%s:%d (/healthz /readyz /metrics)", host, bound)
-    try:
-        # The broker may come up after us: keep trying until it answers or we are stopped.
-        async for attempt in AsyncRetrying(retry=retry_if_exception_type(Exception),
-                                           wait=wait_exponential(multiplier=0.2, max=5)):
-            with attempt:
-                if stop.is_set():
-                    return
-                await ensure_topic(settings)
-                producer = await start_producer(settings, producer)
+    relay: OutboxRelay | None = None
+
+    async def start() -> OutboxRelay:
+        nonlocal relay
+        await ensure_topic(settings)
+        producers.append(await start_producer(settings, producers[-1]))
         lease = LeaderLease(engine, settings.relay_lease_s)
-        relay = OutboxRelay(engine, producer, lease, batch_size=settings.relay_batch_size,
+        relay = OutboxRelay(engine, producers[-1], lease, batch_size=settings.relay_batch_size,
                             idle_poll_s=settings.relay_idle_poll_ms / 1000,
                             renew_producer=lambda old: start_producer(settings, old))
         log.info("relay %s started", lease.holder)
+        return relay
+
+    async def work(started: OutboxRelay) -> None:
         monitor = asyncio.create_task(monitor_backlog(engine, stop))
         try:
-            await relay.run(stop)
+            await started.run(stop)
         finally:
             monitor.cancel()
-    finally:
-        await (relay.producer if relay else producer).stop()
-        await ops.stop()
+
+    async def close(_: OutboxRelay | None) -> None:
+        await producer().stop()
         await engine.dispose()
-        log.info("relay stopped")
+
+    await run_worker("relay", {"database": database_answers, "broker": broker_answers},
+                     host, port, stop, start=start, work=work, close=close)
