@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from cli import dev_settings
+from cli.dev_banner import DEV_TOKEN_TTL_S, welcome
 from cli.dev_secret import dev_secret
 from cli.servers import kafka
 from cli.servers.process import ServerProcess, free_port, port_is_free, stop_process
@@ -44,7 +45,6 @@ from shared.readmodel import ACCOUNTS, CUSTOMERS, make_mongo_client
 
 console = Console()
 DRAIN_TIMEOUT_S = 15.0
-DEV_TOKEN_TTL_S = 30 * 86_400  # the banner's admin token
 BROKERS = ("tansu", "kafka")
 DEFAULT_BROKER_PORT, DEFAULT_READ_STORE_PORT = 9092, 27017  # the settings' defaults
 
@@ -231,57 +231,8 @@ class DevStack:
         raise RuntimeError(f"{name} was not ready on port {port} within 60s")
 
     def _print_welcome(self) -> None:
-        c, q = f"http://127.0.0.1:{self.command_port}", f"http://127.0.0.1:{self.query_port}"
-        header = ' -H "Authorization: Bearer $TOKEN"'
-        if self.auth_disabled:
-            auth, header = "Authentication is off (CQRS_AUTH_DISABLED=true).\n\n", ""
-        elif self.admin_token:
-            auth = (f"Every /v1 request needs a bearer token. An admin token, valid for "
-                    f"{DEV_TOKEN_TTL_S // 86_400} days (more: cqrs-accounts token --help):\n"
-                    f"  export TOKEN={self.admin_token}\n\n")
-        else:
-            auth = ("Every /v1 request needs a bearer token signed with your key "
-                    "(cqrs-accounts token --private-key …).\n\n")
         # soft_wrap: the token must stay on one line, whatever the terminal's width.
-        console.print(f"""
-[bold green]cqrs-accounts is running[/bold green] (data in {self.data})
-  command service  {c}   (docs: {c}/docs)
-  query service    {q}   (docs: {q}/docs)
-  relay metrics    http://127.0.0.1:{self.relay_port}/metrics
-  projector        http://127.0.0.1:{self.projector_port}/metrics
-  broker           {self._broker_line()}
-
-{auth}Try it:
-  curl -s -X POST {c}/v1/customers{header} -H 'content-type: application/json' \\
-       -d '{{"name": "Ada Lovelace", "email": "ada@example.com"}}'
-  curl -s{header} {q}/v1/customers/<customer_id>
-
-{self._operator_hint()}
-
-Ctrl-C stops everything.""", highlight=False, soft_wrap=True)
-
-    def _operator_hint(self) -> str:
-        settings_file = dev_settings.path(self.data)
-        if settings_file.resolve() == dev_settings.path().resolve():
-            how = f"Operator commands find this stack from this folder ({settings_file}):"
-        else:
-            how = f"Operator commands find this stack after: set -a; . {settings_file}; set +a"
-        return f"{how}\n  {self._script()} status      (also: verify, rebuild, dlq list, token)"
-
-    def _script(self) -> str:
-        script = Path(sys.executable).with_name("cqrs-accounts")
-        try:
-            return str(script.relative_to(Path.cwd()))
-        except ValueError:
-            return str(script)
-
-    def _broker_line(self) -> str:
-        broker = self.servers["broker"]
-        if self.broker_kind == "kafka":
-            return (f"Apache Kafka at {broker.bootstrap_servers} (its log: "
-                    f"{broker.data_dir}; kept across restarts)")
-        return (f"Tansu (embedded, in memory) at {broker.bootstrap_servers}; "
-                "real Kafka: --broker kafka")
+        console.print(welcome(self), highlight=False, soft_wrap=True)
 
     async def _wait_for_stop_or_crash(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

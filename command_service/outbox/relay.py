@@ -21,7 +21,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -33,6 +32,7 @@ from command_service.db.engine import read_only
 from command_service.db.tables import outbox
 from command_service.outbox.lease import LeaderLease
 from command_service.outbox.refusals import RefusedKeys, is_record_refusal, needs_lone_resend
+from command_service.outbox.rows import OutboxRow, acknowledged_ids, id_in, kafka_headers
 from shared.observability import LOG_CONTEXT, bind
 from shared.tracing import child_traceparent
 from shared.tracing import enabled as tracing_enabled
@@ -54,15 +54,6 @@ REFUSED_AGGREGATES = Gauge("cqrs_relay_refused_aggregates",
 
 def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    id: int
-    topic: str
-    key: str
-    headers: str
-    payload: str
 
 
 RenewProducer = Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]]
@@ -164,7 +155,7 @@ class OutboxRelay:
                  .order_by(outbox.c.id)
                  .limit(self._batch_size))
         if exclude:
-            query = query.where(_id_in(exclude, negate=True))
+            query = query.where(id_in(exclude, negate=True))
         if waiting := self.refused.waiting():
             query = query.where(outbox.c.message_key.not_in(waiting))
         async with self._reader.connect() as conn:
@@ -180,7 +171,7 @@ class OutboxRelay:
             if tracing:  # the projector's span continues from this publish span
                 fields["traceparent"] = child_traceparent(
                     "relay publish", fields.get("traceparent"), event_id=fields.get("event_id"))
-            acks.append(await self._send_one(row, _headers(fields)))
+            acks.append(await self._send_one(row, kafka_headers(fields)))
         return acks
 
     async def _send_one(self, row: OutboxRow, headers: list[tuple[str, bytes]]) -> asyncio.Future:
@@ -204,7 +195,7 @@ class OutboxRelay:
             if row.key in culprits:
                 continue
             try:
-                await (await self._send_one(row, _headers(json.loads(row.headers))))
+                await (await self._send_one(row, kafka_headers(json.loads(row.headers))))
             except Exception as exc:
                 if not is_record_refusal(exc):
                     log.warning("could not resend outbox row %d alone: %s", row.id, exc)
@@ -255,7 +246,7 @@ class OutboxRelay:
             return
         async with self._engine.begin() as conn:
             await conn.execute(
-                outbox.update().where(_id_in(ids)).values(sent_at=_utcnow())
+                outbox.update().where(id_in(ids)).values(sent_at=_utcnow())
             )
 
 
@@ -264,33 +255,6 @@ async def _settle_quietly(settling: asyncio.Task[int]) -> None:
         await settling
     except Exception as exc:  # the error already on its way up is the one to report
         log.warning("could not settle the batch in flight: %s", exc.__class__.__name__)
-
-
-def _headers(fields: dict[str, str]) -> list[tuple[str, bytes]]:
-    return [(k, v.encode()) for k, v in fields.items() if v]
-
-
-def _id_in(ids: list[int], *, negate: bool = False) -> sa.TextClause:
-    """`outbox.id IN (...)` with the ids written into the statement: they are integers read
-    from the table itself, and binding 500 parameters one by one cost the relay a tenth of its
-    CPU in SQLAlchemy's parameter expansion."""
-    operator = "NOT IN" if negate else "IN"
-    return sa.text(f"outbox.id {operator} ({','.join(str(int(i)) for i in ids)})")
-
-
-def acknowledged_ids(rows: list[OutboxRow], results: list[object],
-                     failed_keys: set[str]) -> list[int]:
-    """The rows that may be marked sent: acknowledged, and not after a refused row of the same
-    key (in this batch or an earlier one of the run, as `failed_keys` carries). A later row
-    that got through is sent again after the refused one, so the broker keeps version order;
-    the read side skips the duplicate. Adds this batch's refused keys to `failed_keys`."""
-    sent = []
-    for row, result in zip(rows, results, strict=True):
-        if isinstance(result, BaseException):
-            failed_keys.add(row.key)
-        elif row.key not in failed_keys:
-            sent.append(row.id)
-    return sent
 
 
 def _log_publish(row: OutboxRow, result: object) -> None:

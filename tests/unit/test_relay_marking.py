@@ -1,6 +1,6 @@
 """Which published outbox rows the relay may mark sent (guarantees 1 and 3): pure logic."""
 
-from command_service.outbox.relay import OutboxRow, acknowledged_ids
+from command_service.outbox.rows import OutboxRow, acknowledged_ids
 
 
 def row(row_id: int, key: str) -> OutboxRow:
