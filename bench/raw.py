@@ -22,7 +22,7 @@ from pymongo import AsyncMongoClient, ReplaceOne
 from sqlalchemy.engine import make_url
 
 from shared.config import Settings
-from shared.kafka import FETCH_MAX_WAIT_MS
+from shared.kafka import FETCH_MAX_WAIT_MS, ensure_topic
 
 # A MoneyDeposited envelope of typical size: the raw transaction writes rows as large as ours.
 _PAYLOAD = json.dumps({
@@ -231,8 +231,11 @@ async def chain_floor(settings: Settings, database_url: str, account_id: str,
                                 enable_auto_commit=False, fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
     client = AsyncMongoClient(settings.mongo_url)
     coll = client[settings.mongo_database]["floor"]
+    # Created explicitly: real Kafka (as in production) creates no topic on first produce.
+    await ensure_topic(settings.model_copy(update={"kafka_topic": topic,
+                                                   "kafka_topic_partitions": 1}))
     await producer.start()
-    await producer.send_and_wait(topic, b"warm-up", key=b"w")  # creates the topic
+    await producer.send_and_wait(topic, b"warm-up", key=b"w")
     await consumer.start()
     await consumer.getmany(timeout_ms=500)
     took: list[float] = []
