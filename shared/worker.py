@@ -34,10 +34,11 @@ class InLoopServer:
     """uvicorn serving an ASGI app inside the running event loop; `port=0` binds any free
     port. Workers serve their ops endpoints this way; tests serve the APIs this way."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, lifespan: str = "off"):
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, lifespan: str = "off",
+                 keep_alive_s: float = 5):
         self._server = _Server(uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan=lifespan,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=10, timeout_keep_alive=keep_alive_s,
         ))
         self._task: asyncio.Task | None = None
         self.port: int | None = None

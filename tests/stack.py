@@ -58,8 +58,13 @@ def admin_headers(settings: Settings) -> dict[str, str]:
 class Stack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._apis = [InLoopServer(create_command_app(settings), lifespan="on"),
-                      InLoopServer(create_query_app(settings), lifespan="on")]
+        # The servers share the test's event loop with the clients. When a busy machine stalls
+        # that loop for seconds, uvicorn's keep-alive timer can fire before a request that a
+        # client already sent on a pooled connection is read, and the request fails with a
+        # ReadError (seen on CI after a 3 s stall). A minute of keep-alive, and clients that let
+        # a connection go after 2 s idle, leave 58 s of margin instead of 3.
+        self._apis = [InLoopServer(create_command_app(settings), lifespan="on", keep_alive_s=60),
+                      InLoopServer(create_query_app(settings), lifespan="on", keep_alive_s=60)]
         self.relay = Worker("relay", serve_relay, settings)
         self.projector = Worker("projector", serve_projector, settings)
 
@@ -68,8 +73,6 @@ class Stack:
         query_port = await self._apis[1].start()
         # Both clients act as an admin; a test about access control sends its own tokens.
         headers = admin_headers(self.settings)
-        # The clients let an idle connection go before uvicorn closes it (after 5 s): reusing
-        # one the server is closing at that moment fails the request with a ReadError.
         limits = httpx.Limits(keepalive_expiry=2.0)
         self.commands = httpx.AsyncClient(base_url=f"http://127.0.0.1:{command_port}",
                                           timeout=30, headers=headers, limits=limits)
