@@ -13,26 +13,19 @@ import asyncio
 import errno
 import logging
 import os
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 import typer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
 from pymongo.errors import ConnectionFailure
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
+from command_service.db.errors import Meaning, meaning
 from shared.backoff import Backoff
 from shared.config import Settings
-
-# MySQL client errors that mean "no server there": can't connect (2002/2003), unknown host
-# (2005), gone away or lost (2006/2013), and access denied (1045: reached, but not let in).
-MYSQL_UNREACHABLE = {1045, 2002, 2003, 2005, 2006, 2013}
-MYSQL_DRIVERS = {"asyncmy", "pymysql", "MySQLdb"}
 
 
 @dataclass(frozen=True)
@@ -101,20 +94,11 @@ def _reason(exc: BaseException) -> str:
         if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == \
                 errno.ECONNREFUSED or any(words in text for words in REFUSED_WORDING):
             return "connection refused"
-        if isinstance(e, TimeoutError | KafkaTimeoutError) or "timed out" in str(e).lower():
+        if isinstance(e, TimeoutError | KafkaTimeoutError) or "timed out" in text:
             return "no answer in time"
     if isinstance(exc, KafkaConnectionError):  # aiokafka keeps the socket error to itself
         return "no broker answered"
     return exc.__class__.__name__
-
-
-def _is_database_unreachable(e: BaseException) -> bool:
-    if isinstance(e, DBAPIError) and e.connection_invalidated:
-        return True
-    code = e.args[0] if e.args and isinstance(e.args[0], int) else None
-    if code in MYSQL_UNREACHABLE and type(e).__module__.split(".")[0] in MYSQL_DRIVERS:
-        return True
-    return isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e)
 
 
 def classify(exc: BaseException, settings: Settings) -> DependencyDown | None:
@@ -126,7 +110,7 @@ def classify(exc: BaseException, settings: Settings) -> DependencyDown | None:
             return DependencyDown(read_store(settings), _reason(e))
         if isinstance(e, KafkaConnectionError | NodeNotReadyError | KafkaTimeoutError):
             return DependencyDown(broker(settings), _reason(e))
-        if _is_database_unreachable(e):
+        if meaning(e) is Meaning.UNREACHABLE:  # what a database error means: db/errors.py
             return DependencyDown(write_database(settings), _reason(exc))
     return None
 
@@ -134,12 +118,11 @@ def classify(exc: BaseException, settings: Settings) -> DependencyDown | None:
 # -- probes: the four processes check what they need before they start serving --------------
 
 async def probe_database(settings: Settings) -> None:
-    from command_service.db.engine import create_engine, read_only
+    from command_service.db.engine import create_engine, ping
 
     engine = create_engine(settings)
     try:
-        async with read_only(engine).connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        await ping(engine)
     finally:
         await engine.dispose()
 
@@ -193,8 +176,10 @@ def one_line_when_unreachable(settings: Settings, console) -> Iterator[None]:
     """Around an operator command: a dependency that does not answer ends the command with
     one line on `console` and exit status 1; any other error goes up as it is. The drivers'
     own reconnect chatter is silenced, since the line says everything they would."""
-    for noisy in ("aiokafka", "pymongo"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    noisy = [logging.getLogger(name) for name in ("aiokafka", "pymongo")]
+    levels = [logger.level for logger in noisy]
+    for logger in noisy:
+        logger.setLevel(logging.CRITICAL)
     try:
         yield
     except typer.Exit:  # a command's own exit status (typer.Exit is a RuntimeError)
@@ -205,3 +190,6 @@ def one_line_when_unreachable(settings: Settings, console) -> Iterator[None]:
             raise
         console.print(str(down), markup=False, highlight=False)
         raise typer.Exit(1) from None
+    finally:  # a process that goes on to run keeps its drivers' warnings
+        for logger, level in zip(noisy, levels, strict=True):
+            logger.setLevel(level)

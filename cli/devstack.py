@@ -174,18 +174,18 @@ class DevStack:
         """A broker without the history (Tansu's every start, or a switch of broker kind):
         re-publish what the read side may not have applied."""
         previous = self.last_broker.read_text().strip() if self.last_broker.exists() else None
+        if not (broker.keeps_data and previous == self.broker_kind):
+            since = int(self.checkpoint.read_text()) if self.checkpoint.exists() else 0
+            engine = create_engine(settings)
+            try:
+                resent = await resend_from(engine, since + 1)
+            finally:
+                await engine.dispose()
+            if resent:
+                console.print(f"re-publishing {resent} event(s) after position {since} "
+                              "to the new broker")
+        # Only once the history is queued: a start that failed before re-feeds next time.
         self.last_broker.write_text(self.broker_kind)
-        if broker.keeps_data and previous in (None, self.broker_kind):
-            return
-        since = int(self.checkpoint.read_text()) if self.checkpoint.exists() else 0
-        engine = create_engine(settings)
-        try:
-            resent = await resend_from(engine, since + 1)
-        finally:
-            await engine.dispose()
-        if resent:
-            console.print(f"re-publishing {resent} event(s) after position {since} "
-                          "to the new broker")
 
     def _configure_auth(self, settings: Settings) -> Settings:
         """Authentication stays on in dev. Unless the environment configures a key (or turns

@@ -27,6 +27,7 @@ class Meaning(StrEnum):
     DEADLOCK = "deadlock"
     LOCK_TIMEOUT = "lock timeout"
     BUSY = "busy"  # SQLite: another connection holds the write lock
+    UNREACHABLE = "unreachable"  # no server there, the connection lost, or not let in
 
 
 # MySQL/MariaDB server error numbers. MySQL drivers (asyncmy, PyMySQL) raise them as args[0].
@@ -34,6 +35,10 @@ MYSQL_CODES = {
     1062: Meaning.UNIQUE_VIOLATION,  # ER_DUP_ENTRY
     1213: Meaning.DEADLOCK,  # ER_LOCK_DEADLOCK
     1205: Meaning.LOCK_TIMEOUT,  # ER_LOCK_WAIT_TIMEOUT
+    # Client errors: no server at the address (2002/2003), unknown host (2005), gone away or
+    # lost (2006/2013); and access denied (1045): reached, but not let in.
+    2002: Meaning.UNREACHABLE, 2003: Meaning.UNREACHABLE, 2005: Meaning.UNREACHABLE,
+    2006: Meaning.UNREACHABLE, 2013: Meaning.UNREACHABLE, 1045: Meaning.UNREACHABLE,
 }
 # SQLite result codes, as sqlite3 sets them on the errors it raises (`sqlite_errorcode`, Python
 # 3.11+): extended codes, whose low byte is the primary code.
@@ -43,6 +48,7 @@ SQLITE_EXTENDED_CODES = {
 }
 SQLITE_PRIMARY_CODES = {
     sqlite3.SQLITE_BUSY: Meaning.BUSY,  # 5, and its extended forms (BUSY_SNAPSHOT, ...)
+    sqlite3.SQLITE_CANTOPEN: Meaning.UNREACHABLE,  # 14: the file cannot be opened
 }
 # Only for an error without a code. Prefixes, never substrings: a MySQL message goes on to
 # quote the duplicate value, which is user data.
@@ -53,6 +59,7 @@ MESSAGE_PREFIXES = (
     ("UNIQUE constraint failed: ", Meaning.UNIQUE_VIOLATION),  # SQLite
     ("database is locked", Meaning.BUSY),  # SQLite
     ("database is busy", Meaning.BUSY),  # SQLite
+    ("unable to open database file", Meaning.UNREACHABLE),  # SQLite
 )
 _RETRYABLE = {Meaning.DEADLOCK, Meaning.LOCK_TIMEOUT, Meaning.BUSY}
 
@@ -72,6 +79,8 @@ def _driver_error(exc: BaseException) -> BaseException | None:
 
 def meaning(exc: BaseException) -> Meaning | None:
     """What a database error means, or None for any other error (or exception)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return Meaning.UNREACHABLE  # SQLAlchemy saw the connection die under it
     error = _driver_error(exc)
     if error is None:
         return None

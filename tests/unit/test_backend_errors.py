@@ -86,12 +86,22 @@ def test_mysql_the_code_decides_whatever_the_message_says(orig, expected):
 
 
 @pytest.mark.parametrize("code,message", [
-    (2013, "Lost connection to MySQL server during query"),
     (1146, "Table 'bank.accounts' doesn't exist"),
 ])
 def test_mysql_other_errors_mean_nothing_here_and_are_not_retried(code, message):
     error = mysql(MySQLOperationalError(code, message))
     assert meaning(error) is None
+    assert not is_transient_conflict(error)
+
+
+@pytest.mark.parametrize("code,message", [
+    (2003, "Can't connect to MySQL server on 'db' ([Errno 111] Connection refused)"),
+    (2013, "Lost connection to MySQL server during query"),
+    (1045, "Access denied for user 'app'@'10.0.0.2' (using password: YES)"),
+])
+def test_mysql_a_server_not_reached_is_unreachable_and_not_retried(code, message):
+    error = mysql(MySQLOperationalError(code, message))
+    assert meaning(error) is Meaning.UNREACHABLE  # cli/dependencies.py says so in one line
     assert not is_transient_conflict(error)
 
 
