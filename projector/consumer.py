@@ -16,6 +16,7 @@ Failures are bounded (guarantee 6):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -92,7 +93,6 @@ class Projector(ConsumerRebalanceListener):
         self._judge = FailureJudge(retry)
         self._held: list[_Pending] = []
         self._undecodable: list[tuple[TopicPartition, object, str]] = []
-        self._lag_measured_at = float("-inf")
         self.last_plan: BatchPlan | None = None
 
     # -- rebalancing: what we held for a partition we lose is the next owner's to re-read ----
@@ -110,13 +110,22 @@ class Projector(ConsumerRebalanceListener):
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set. The batch under way is finished (or, in an outage,
-        abandoned uncommitted) before returning."""
+        abandoned uncommitted) before returning. The lag is measured beside the loop, so that
+        no batch waits on that round trip to the broker."""
+        lag = asyncio.create_task(self._measure_lag_every_second(stop))
+        try:
+            await self._consume(stop)
+        finally:
+            lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
+
+    async def _consume(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             batch = await self._consumer.getmany(timeout_ms=self._poll_ms,
                                                  max_records=self._batch_size)
             pending = self._decode(batch)
             if not batch and not self._held:
-                await self.measure_lag()
                 continue
             if not await self._project_until_done(pending, stop):
                 return  # stopping mid-outage: nothing committed, everything re-delivered
@@ -127,7 +136,6 @@ class Projector(ConsumerRebalanceListener):
                 # and whoever owns the partitions now re-reads from the last commit.
                 log.warning("offset commit failed (%s); the batch will be re-delivered",
                             exc.__class__.__name__)
-            await self.measure_lag()
 
     def _decode(self, batch: dict[TopicPartition, list]) -> list[_Pending]:
         pending: list[_Pending] = []
@@ -230,13 +238,18 @@ class Projector(ConsumerRebalanceListener):
         EVENTS.labels("failed").inc(len(plan.failed))
         self.last_plan = plan
 
-    async def measure_lag(self, now: bool = False) -> None:
-        """At most once a second (or `now`): how far each assigned partition's end is ahead of
-        what we consumed. The ends come from one ListOffsets request, exact on Kafka (a fetch's
-        high watermark would be stale, and unknown for a partition not fetched yet)."""
-        if not now and time.monotonic() - self._lag_measured_at < 1.0:
-            return
-        self._lag_measured_at = time.monotonic()
+    async def _measure_lag_every_second(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.measure_lag()
+            except Exception as exc:  # a gauge must never end the projector, nor stop itself
+                log.warning("could not measure the consumer lag: %s", exc.__class__.__name__)
+            await sleep_unless_stopped(stop, 1.0)
+
+    async def measure_lag(self) -> None:
+        """How far each assigned partition's end is ahead of what we consumed. The ends come
+        from one ListOffsets request, exact on Kafka (a fetch's high watermark would be stale,
+        and unknown for a partition not fetched yet)."""
         assigned = list(self._consumer.assignment())
         try:
             # Bounded: with the broker away this must not hold up the loop (or a stop).

@@ -28,22 +28,22 @@ async def serve_projector(settings: Settings, host: str, port: int,
     retry = RetryPolicy(max_attempts=settings.projector_max_attempts,
                         first_backoff_s=settings.projector_first_backoff_ms / 1000,
                         gap_timeout_s=settings.projector_gap_timeout_s)
-    consumers = [make_consumer(settings)]  # the latest is the one to probe and to stop
+    consumer = make_consumer(settings)  # the one to probe and to stop
 
     async def read_store_answers() -> None:
         await db.command("ping")
 
     async def broker_answers() -> None:
-        await consumers[-1].topics()
+        await consumer.topics()
 
     async def start() -> Projector:
+        nonlocal consumer
         await ensure_indexes(db, await read_registry(db))
         await ensure_topic(settings)
         # A consumer whose start failed cannot start again: each attempt gets a fresh one.
         with contextlib.suppress(Exception):
-            await consumers[-1].stop()
+            await consumer.stop()
         consumer = make_consumer(settings)
-        consumers.append(consumer)
         projector = Projector(consumer, store, batch_size=settings.projector_batch_size,
                               poll_ms=settings.projector_poll_ms, retry=retry)
         consumer.subscribe([settings.kafka_topic], listener=projector)
@@ -56,7 +56,7 @@ async def serve_projector(settings: Settings, host: str, port: int,
 
     async def close(projector: Projector | None) -> None:
         if projector is not None:
-            await consumers[-1].stop()
+            await consumer.stop()
         await client.close()
 
     await run_worker("projector", {"read_store": read_store_answers, "broker": broker_answers},

@@ -9,6 +9,7 @@ machine's Java 17+ and a bounded heap. Topics are never created on first use
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -92,6 +93,12 @@ def kafka_lib(resolve: bool = True) -> Path:
     return lib
 
 
+def new_cluster_id() -> str:
+    """What `kafka-storage random-uuid` prints (a random UUID, URL-safe base64 without
+    padding), made here rather than by starting a JVM for it."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
 class KafkaBroker(ServerProcess):
     """One combined broker+controller. Its data survives stop/start and kill -9 (unlike
     Tansu's), so restarting it on the same folder keeps every topic, message and offset."""
@@ -107,6 +114,7 @@ class KafkaBroker(ServerProcess):
         super().__init__(log_path or self.data_dir / "broker.log", port)
         self.controller_port = free_port()
         self.heap_mb = heap_mb
+        self._lib = kafka_lib(resolve=False)
         self._log_offset = 0
 
     @property
@@ -145,17 +153,16 @@ class KafkaBroker(ServerProcess):
 
     def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        lib = kafka_lib()
+        self._lib = kafka_lib()
         config = self.data_dir / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in self.server_properties().items()))
         if not (self.log_dir / "meta.properties").exists():
-            cluster_id = self._java(lib, "kafka.tools.StorageTool", "random-uuid").strip()
-            self._java(lib, "kafka.tools.StorageTool", "format", "-t",
-                       cluster_id.splitlines()[-1] or uuid.uuid4().hex, "-c", str(config))
+            self._java("kafka.tools.StorageTool", "format", "-t", new_cluster_id(),
+                       "-c", str(config))
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
 
     def argv(self) -> list[str]:
-        return [*self._jvm(kafka_lib()), "kafka.Kafka", str(self.data_dir / "server.properties")]
+        return [*self._jvm(), "kafka.Kafka", str(self.data_dir / "server.properties")]
 
     def is_ready(self) -> bool:
         """Listening is not enough: the node accepts connections before it serves metadata."""
@@ -165,14 +172,14 @@ class KafkaBroker(ServerProcess):
             log.seek(self._log_offset)
             return READY_LINE in log.read()
 
-    def _jvm(self, lib: Path) -> list[str]:
+    def _jvm(self) -> list[str]:
         return ["java", f"-Xms{min(256, self.heap_mb)}m", f"-Xmx{self.heap_mb}m",
                 "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={DISTRIBUTION / 'log4j2.yaml'}",
-                "-cp", f"{lib}/*"]
+                "-cp", f"{self._lib}/*"]
 
-    def _java(self, lib: Path, main: str, *args: str) -> str:
-        done = subprocess.run([*self._jvm(lib), main, *args], capture_output=True, text=True,
+    def _java(self, main: str, *args: str) -> str:
+        done = subprocess.run([*self._jvm(), main, *args], capture_output=True, text=True,
                               timeout=120)
         if done.returncode != 0:
             raise KafkaUnavailable(f"{main} {args[0]} failed: "

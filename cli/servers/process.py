@@ -125,9 +125,3 @@ class ServerProcess:
         if self.process is not None and self.process.poll() is None:
             _signal(self.process, signal.SIGKILL)
             self.process.wait()
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""

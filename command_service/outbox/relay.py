@@ -21,7 +21,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
@@ -29,7 +28,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from command_service.db.engine import read_only
-from command_service.db.tables import outbox
+from command_service.db.tables import outbox, utc_now
 from command_service.outbox.lease import LeaderLease
 from command_service.outbox.refusals import RefusedKeys, is_record_refusal, needs_lone_resend
 from command_service.outbox.rows import OutboxRow, acknowledged_ids, id_in, kafka_headers
@@ -50,10 +49,6 @@ PUBLISH_SECONDS = Histogram("cqrs_relay_publish_seconds",
 IS_LEADER = Gauge("cqrs_relay_is_leader", "1 while this relay holds the leader lease")
 REFUSED_AGGREGATES = Gauge("cqrs_relay_refused_aggregates",
                            "Aggregates held back because the broker refuses their next message")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 RenewProducer = Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]]
@@ -225,15 +220,17 @@ class OutboxRelay:
         rows refused with their batch are added to `suspects`."""
         started = time.perf_counter()
         results = await asyncio.gather(*acks, return_exceptions=True)
-        suspects.extend(row for row, result in zip(rows, results, strict=True)
-                        if needs_lone_resend(result))
         sent = acknowledged_ids(rows, results, failed_keys)
-        for row, result in zip(rows, results, strict=True):
-            if row.key in self.refused and not isinstance(result, BaseException):
-                self.refused.accepted(row.key)
-        for row, result in zip(rows, results, strict=True):
-            if isinstance(result, BaseException) or log.isEnabledFor(logging.DEBUG):
-                _log_publish(row, result)
+        if len(sent) < len(rows) or self.refused or log.isEnabledFor(logging.DEBUG):
+            # Only then is there more to do than marking: the usual batch skips this pass.
+            for row, result in zip(rows, results, strict=True):
+                failed = isinstance(result, BaseException)
+                if failed and needs_lone_resend(result):
+                    suspects.append(row)
+                elif not failed and row.key in self.refused:
+                    self.refused.accepted(row.key)  # a held-back aggregate got through
+                if failed or log.isEnabledFor(logging.DEBUG):
+                    _log_publish(row, result)
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
         BATCH_SIZE.observe(len(rows))
         PUBLISHED.inc(len(sent))
@@ -246,7 +243,7 @@ class OutboxRelay:
             return
         async with self._engine.begin() as conn:
             await conn.execute(
-                outbox.update().where(id_in(ids)).values(sent_at=_utcnow())
+                outbox.update().where(id_in(ids)).values(sent_at=utc_now())
             )
 
 

@@ -23,13 +23,13 @@ from command_service.outbox.backlog import outbox_backlog
 from command_service.outbox.lease import LeaderLease
 from command_service.outbox.relay import OutboxRelay
 from operations.status import collect_status
-from operations.verify import find_drift
 from projector.consumer import CONSUMER_LAG, Projector
 from projector.store import ReadStore
 from shared.kafka import ensure_topic, make_consumer, make_producer, start_producer
 from shared.readmodel import ViewDatabase
 from tests.integration.test_relay import consume_all
 from tests.stack import Stack
+from tests.support.convergence import drift_once_converged
 from tests.support.processes import Process
 
 
@@ -69,7 +69,7 @@ async def test_consumer_lag_is_exactly_published_minus_consumed_per_partition(
         assert sum(consumed.values()) == 25
         await consumer.commit()  # what the projector does once the batch's writes are durable
 
-        await Projector(consumer, ReadStore(ViewDatabase(read_db))).measure_lag(now=True)
+        await Projector(consumer, ReadStore(ViewDatabase(read_db))).measure_lag()
         expected = {p: published[p] - consumed[p] for p in range(settings.kafka_topic_partitions)}
         gauge = {p: CONSUMER_LAG.labels(str(p))._value.get() for p in expected}
         assert gauge == expected
@@ -128,10 +128,7 @@ async def test_a_broker_killed_with_9_mid_stream_loses_nothing_it_acknowledged(
 
         await asyncio.gather(stream(), chaos())
         streamed = time.monotonic() - started
-        deadline = time.monotonic() + 180
-        while (drift := await find_drift(engine, ViewDatabase(read_db))) \
-                and time.monotonic() < deadline:
-            await asyncio.sleep(1)
+        drift = await drift_once_converged(engine, read_db, timeout_s=180, poll_s=1)
         converged = time.monotonic() - started - streamed
         assert await outbox_backlog(engine) == (0, None)
     print(f"\nbroker chaos: {commands} commands, {await count_events(engine)} events, "
@@ -252,10 +249,7 @@ async def test_three_projectors_joining_and_leaving_under_load_double_and_skip_n
 
         try:
             await asyncio.gather(load(), churn())
-            deadline = time.monotonic() + 120
-            while (drift := await find_drift(engine, ViewDatabase(read_db))) \
-                    and time.monotonic() < deadline:
-                await asyncio.sleep(0.5)
+            drift = await drift_once_converged(engine, read_db, timeout_s=120)
         finally:
             for member in members:
                 if member.process and member.process.poll() is None:

@@ -70,7 +70,7 @@ def test_the_kafka_broker_never_creates_topics_on_first_use_and_has_a_bounded_he
     assert config["auto.create.topics.enable"] == "false"
     assert config["process.roles"] == "broker,controller"
     assert config["log.dirs"] == str(tmp_path / "kraft-log")
-    assert "-Xmx384m" in broker._jvm(tmp_path)
+    assert "-Xmx384m" in broker._jvm()
 
 
 @pytest.mark.skipif(kafka.why_unavailable() is not None,
