@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from command_service.db.tables import commands
+from command_service.db.tables import commands, utc_now
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ async def find_stored_response(engine: AsyncEngine, key: str, subject: str
                                ) -> tuple[str, StoredResponse] | None:
     """The fingerprint and response `subject` stored for `key`, if it has not expired. An
     expired key is released (set to NULL) so that it can be used again."""
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now()
     mine = sa.and_(commands.c.subject == subject, commands.c.idempotency_key == key)
     async with engine.begin() as conn:
         row = (await conn.execute(

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-import sqlalchemy as sa
 from fastapi import Depends, FastAPI
 
 from command_service.api.routers import accounts, commands, customers, transfers
-from command_service.db.engine import create_engine, read_only
+from command_service.db.engine import create_engine, ping
 from command_service.db.errors import UNAVAILABLE
 from command_service.service import CommandService
 from shared.auth import AUTH_RESPONSES, RATE_LIMITED_RESPONSE, READ, WRITE, require_scope
@@ -32,11 +31,7 @@ async def _write_model(app: FastAPI, config: Settings):
 
 
 def _probes(app: FastAPI):
-    async def database_answers() -> None:
-        async with read_only(app.state.engine).connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-
-    return {"database": database_answers}
+    return {"database": lambda: ping(app.state.engine)}
 
 
 # Commands check their scope (and customer) in the service, where a refusal is recorded.

@@ -111,6 +111,13 @@ def read_only(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{READ_ONLY: True})
 
 
+async def ping(engine: AsyncEngine) -> None:
+    """Raise unless the database answers: a SELECT 1 on a read-only connection, so that on
+    SQLite a health check never queues for the write lock behind a busy writer."""
+    async with read_only(engine).connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))
+
+
 _WRITE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 

@@ -23,6 +23,11 @@ def naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+def utc_now() -> datetime:
+    """Now, as a Timestamp column holds it."""
+    return naive_utc(datetime.now(UTC))
+
+
 customers = sa.Table(
     "customers", metadata,
     sa.Column("customer_id", sa.String(36), primary_key=True),

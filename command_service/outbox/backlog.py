@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from command_service.db.engine import read_only
-from command_service.db.tables import outbox
+from command_service.db.tables import outbox, utc_now
 from shared.worker import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
@@ -22,10 +21,6 @@ OLDEST_UNSENT = Gauge("cqrs_outbox_oldest_unsent_age_seconds",
                       "Age of the oldest outbox row not yet published (0 when none)")
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 async def outbox_backlog(engine: AsyncEngine) -> tuple[int, float | None]:
     """Unsent rows and the age in seconds of the oldest one."""
     async with read_only(engine).connect() as conn:
@@ -33,7 +28,7 @@ async def outbox_backlog(engine: AsyncEngine) -> tuple[int, float | None]:
             sa.select(sa.func.count(), sa.func.min(outbox.c.created_at))
             .where(outbox.c.sent_at.is_(None))
         )).one()
-    age = (_utcnow() - oldest).total_seconds() if oldest else None
+    age = (utc_now() - oldest).total_seconds() if oldest else None
     return count, age
 
 

@@ -11,20 +11,16 @@ import os
 import socket
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from command_service.db.engine import read_only
-from command_service.db.tables import relay_lease
+from command_service.db.tables import relay_lease, utc_now
 
 LEASE_NAME = "outbox-relay"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class LeaderLease:
@@ -44,7 +40,7 @@ class LeaderLease:
         """True while we are the leader; renews the lease when a third of it has passed."""
         if time.monotonic() < self._valid_until:
             return True
-        now = _utcnow()
+        now = utc_now()
         async with self._engine.begin() as conn:
             taken = await conn.execute(
                 relay_lease.update()
@@ -71,9 +67,9 @@ class LeaderLease:
                 relay_lease.c.name == LEASE_NAME, relay_lease.c.holder == self.holder))
 
     async def current_holder(self) -> str | None:
-        async with read_only(self._engine).connect() as conn:
-            return await conn.scalar(sa.select(relay_lease.c.holder).where(
-                relay_lease.c.name == LEASE_NAME, relay_lease.c.expires_at >= _utcnow()))
+        """The relay whose lease has not expired, if any."""
+        lease = await current_lease(self._engine)
+        return lease[0] if lease and lease[1] >= utc_now() else None
 
 
 async def current_lease(engine: AsyncEngine) -> tuple[str, datetime] | None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import sqlalchemy as sa
-from aiokafka import AIOKafkaProducer
-
-from command_service.db.engine import create_engine, read_only
+from command_service.db.engine import create_engine, ping
 from command_service.outbox.backlog import monitor_backlog
 from command_service.outbox.backlog import resend_from as queue_resend
 from command_service.outbox.lease import LeaderLease
@@ -30,27 +27,18 @@ async def serve_relay(settings: Settings, host: str, port: int,
         queued = await queue_resend(engine, resend_from)
         log.info("queued %d event(s) from position %d to be published again", queued,
                  resend_from)
-    producers = [make_producer(settings)]  # the latest is the one to probe and to stop
-
-    def producer() -> AIOKafkaProducer:
-        return relay.producer if relay else producers[-1]
-
-    async def database_answers() -> None:
-        # Read-only: on SQLite it must not queue for the write lock behind a busy writer.
-        async with read_only(engine).connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-
-    async def broker_answers() -> None:
-        await producer().client.fetch_all_metadata()
-
+    producer = make_producer(settings)  # the one to probe and to stop: the relay's, once it runs
     relay: OutboxRelay | None = None
 
+    async def broker_answers() -> None:
+        await (relay.producer if relay else producer).client.fetch_all_metadata()
+
     async def start() -> OutboxRelay:
-        nonlocal relay
+        nonlocal producer, relay
         await ensure_topic(settings)
-        producers.append(await start_producer(settings, producers[-1]))
+        producer = await start_producer(settings, producer)  # a failed start: a fresh one
         lease = LeaderLease(engine, settings.relay_lease_s)
-        relay = OutboxRelay(engine, producers[-1], lease, batch_size=settings.relay_batch_size,
+        relay = OutboxRelay(engine, producer, lease, batch_size=settings.relay_batch_size,
                             idle_poll_s=settings.relay_idle_poll_ms / 1000,
                             renew_producer=lambda old: start_producer(settings, old))
         log.info("relay %s started", lease.holder)
@@ -64,8 +52,8 @@ async def serve_relay(settings: Settings, host: str, port: int,
             monitor.cancel()
 
     async def close(_: OutboxRelay | None) -> None:
-        await producer().stop()
+        await (relay.producer if relay else producer).stop()
         await engine.dispose()
 
-    await run_worker("relay", {"database": database_answers, "broker": broker_answers},
+    await run_worker("relay", {"database": lambda: ping(engine), "broker": broker_answers},
                      host, port, stop, start=start, work=work, close=close)

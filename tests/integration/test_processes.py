@@ -13,12 +13,11 @@ import httpx
 
 from command_service.api.app import create_app as create_command_app
 from command_service.event_log import count_events
-from operations.verify import find_drift
 from shared.kafka import ensure_topic
-from shared.readmodel import ViewDatabase
 from shared.worker import InLoopServer
 from tests.stack import admin_headers
 from tests.support.backends import restart_empty
+from tests.support.convergence import drift_once_converged
 from tests.support.processes import SCRIPT, Process, process_env
 
 CHAOS_COMMANDS = int(os.environ.get("CQRS_CHAOS_COMMANDS", "1500"))
@@ -101,10 +100,7 @@ async def test_kill_9_of_relay_and_projector_during_a_stream_loses_and_doubles_n
         await relay.ready()
         await projector.ready()
 
-        views = ViewDatabase(read_db)
-        deadline = time.monotonic() + 240
-        while (drift := await find_drift(engine, views)) and time.monotonic() < deadline:
-            await asyncio.sleep(1)
+        drift = await drift_once_converged(engine, read_db, timeout_s=240, poll_s=1)
         converged = time.monotonic() - started - streamed
     finally:
         await api.stop()
@@ -149,11 +145,7 @@ async def test_after_the_broker_loses_its_memory_resend_from_converges_the_views
         stack.projector.start()
         await stack.eventually(f"/v1/accounts/{account}",
                                lambda r: r.json().get("version") == 6, timeout_s=60)
-        deadline = time.monotonic() + 30
-        while (drift := await find_drift(engine, ViewDatabase(read_db))) \
-                and time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
-        assert drift == []
+        assert await drift_once_converged(engine, read_db, timeout_s=30) == []
 
 
 async def test_operator_commands_work_from_the_console_script(settings, read_db):

@@ -42,14 +42,18 @@ def summary() -> str:
                                     sorted(_ran.items()))
 
 
+def missing() -> list[str]:
+    """The backends CQRS_TEST_REQUIRE_BACKENDS names that ran no test."""
+    return sorted(REQUIRED - set(_ran))
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.write_line(summary())
-    missing = sorted(REQUIRED - set(_ran))
-    if missing:
-        terminalreporter.write_line(f"required backends ran no test: {', '.join(missing)} "
+    if not_run := missing():
+        terminalreporter.write_line(f"required backends ran no test: {', '.join(not_run)} "
                                     "(CQRS_TEST_REQUIRE_BACKENDS)", red=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if REQUIRED - set(_ran) and exitstatus == 0:
+    if missing() and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,32 @@
+"""The suite names the backends it ran on, and fails when one that CI requires ran nothing
+(CQRS_TEST_REQUIRE_BACKENDS): a MySQL or Kafka tier that silently skipped must not pass."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_suite_part(required: str) -> subprocess.CompletedProcess:
+    """pytest on a module that needs no server, as `make test` runs it."""
+    env = {**os.environ, "CQRS_TEST_REQUIRE_BACKENDS": required}
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           "tests/unit/test_money.py"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_required_backend_that_ran_no_test_fails_the_session():
+    result = run_suite_part("mysql")
+    assert result.returncode == 1, result.stdout
+    assert "passed" in result.stdout and "failed" not in result.stdout  # its tests passed
+    assert "required backends ran no test: mysql" in result.stdout
+
+
+def test_the_session_passes_and_names_its_backends_when_nothing_is_required():
+    result = run_suite_part("")
+    assert result.returncode == 0, result.stdout
+    assert "backends: no test ran on a server" in result.stdout
