@@ -23,6 +23,7 @@ from projector.dead_letters import DeadLetters
 from projector.store import ReadStore
 from shared.config import Settings
 from shared.readmodel import ViewDatabase, make_mongo_client
+from shared.upcasting import UnreadableEvent
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error, one line
@@ -46,7 +47,12 @@ def _run(settings_or_exit: Callable[[], Settings],
 
     async def main() -> int | None:
         async with _backends(settings) as (engine, db):
-            return await work(engine, db)
+            try:
+                return await work(engine, db)
+            except UnreadableEvent as exc:  # a newer release wrote it: this one cannot fold it
+                err.print(f"[red]the event log holds an event this release cannot read:[/red] "
+                          f"{exc}", highlight=False)
+                return 1
 
     with one_line_when_unreachable(settings, err):
         code = asyncio.run(main())

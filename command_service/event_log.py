@@ -15,15 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from command_service.db.engine import read_only
 from command_service.db.tables import events
 from shared.envelope import EventEnvelope
+from shared.upcasting import READER
 
 
 def _envelope(row) -> EventEnvelope:
-    return EventEnvelope(
-        event_id=row.event_id, event_type=row.event_type, aggregate_type=row.aggregate_type,
+    """The stored event as this release reads it: upcast from the version it was written
+    with (raises UnreadableEvent for one a newer release wrote: upgrade before folding)."""
+    return READER.read(EventEnvelope(
+        event_id=row.event_id, event_type=row.event_type, schema_version=row.schema_version,
+        aggregate_type=row.aggregate_type,
         aggregate_id=row.aggregate_id, version=row.version,
         occurred_at=row.occurred_at.replace(tzinfo=UTC), command_id=row.command_id,
         payload=json.loads(row.payload), position=row.position,
-    )
+    ))
 
 
 async def read_events(engine: AsyncEngine, after_position: int = 0,

@@ -17,6 +17,7 @@ def envelope_of(event: DomainEvent, command_id: str) -> EventEnvelope:
     """The published form of a domain event (its position is set once it is stored)."""
     return EventEnvelope(
         event_id=str(uuid.uuid4()), event_type=event.event_type,
+        schema_version=event.schema_version,
         aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id,
         version=event.version, occurred_at=event.occurred_at.astimezone(UTC),
         command_id=command_id, payload=event.payload(),

@@ -137,7 +137,8 @@ class SqlUnitOfWork(UnitOfWork):
             result = await self.connection.execute(_INSERT_EVENT, dict(
                 event_id=envelope.event_id, aggregate_type=envelope.aggregate_type,
                 aggregate_id=envelope.aggregate_id, version=envelope.version,
-                event_type=envelope.event_type, payload=json.dumps(envelope.payload),
+                event_type=envelope.event_type, schema_version=envelope.schema_version,
+                payload=json.dumps(envelope.payload),
                 occurred_at=naive_utc(envelope.occurred_at), command_id=envelope.command_id,
             ))
             stored.append(replace(envelope, position=result.inserted_primary_key[0]))

@@ -42,6 +42,7 @@ from shared.readmodel import (
     read_registry,
     switch_views,
 )
+from shared.upcasting import UnreadableEvent
 
 CATCH_UP_OVERLAP = 1000  # positions re-read at each catch-up pass
 SETTLE_S = 2 * REGISTRY_TTL_S + 0.5  # until every process has followed the switch
@@ -103,7 +104,7 @@ async def rebuild(engine: AsyncEngine, db: AsyncDatabase, progress: Progress | N
             _, last = await _replay(engine, store, max(0, last - CATCH_UP_OVERLAP))
             if await last_position(engine) - last < CATCH_UP_OVERLAP:
                 break
-    except RebuildIncomplete:
+    except (RebuildIncomplete, UnreadableEvent):  # nothing switched: leave nothing behind
         for collection in fresh.values():
             await db.drop_collection(collection)
         raise

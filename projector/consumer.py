@@ -10,7 +10,9 @@ Failures are bounded (guarantee 6):
 - an event whose projection fails is retried with exponential backoff; after the configured
   attempts it is parked in the dead-letter store, and so is every later event of the same
   aggregate (its order is kept) until an operator retries or discards them. Other aggregates
-  keep flowing the whole time.
+  keep flowing the whole time;
+- an event this release cannot read (projector/delivery.py) is parked at once with that
+  reason, and so is every later event of its aggregate.
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ from prometheus_client import Counter, Gauge, Histogram
 from pymongo.errors import PyMongoError
 
 from projector.dead_letters import DeadLetters, ParkedAggregates
+from projector.delivery import Delivered, decode_batch
 from projector.failures import EARLIER_PARKED, FailureJudge, RetryPolicy
 from projector.planner import BatchPlan
 from projector.store import ReadStore, WriteConflictError, project_events
 from shared.backoff import Backoff
-from shared.envelope import EventEnvelope
-from shared.observability import LOG_CONTEXT, bind
 from shared.tracing import enabled as tracing_enabled
 from shared.tracing import record_span
+from shared.upcasting import READER, EventReader
 from shared.worker import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
@@ -60,39 +62,21 @@ CONFLICT_BACKOFF = Backoff(first_s=0.02, max_s=5.0)
 OUTAGE_BACKOFF = Backoff(first_s=0.1, max_s=5.0)
 
 
-class _Pending:
-    """An event and where it came from, so its offset can bound the commit."""
-
-    __slots__ = ("event", "partition", "offset", "headers")
-
-    def __init__(self, event: EventEnvelope, partition: TopicPartition, offset: int,
-                 headers: dict[str, str] | None = None) -> None:
-        self.event, self.partition, self.offset = event, partition, offset
-        self.headers = headers or {}
-
-    def log(self, level: int, message: str, *args) -> None:
-        """Log in the context of the command that caused this event (its Kafka headers)."""
-        token = bind(correlation_id=self.headers.get("correlation_id"),
-                     causation_id=self.headers.get("causation_id"),
-                     command_id=self.event.command_id, event_id=self.event.event_id)
-        try:
-            log.log(level, message, *args)
-        finally:
-            LOG_CONTEXT.reset(token)
-
-
 class Projector(ConsumerRebalanceListener):
     def __init__(self, consumer: AIOKafkaConsumer, store: ReadStore, *, batch_size: int = 1000,
-                 poll_ms: int = 100, retry: RetryPolicy | None = None) -> None:
+                 poll_ms: int = 100, retry: RetryPolicy | None = None,
+                 reader: EventReader = READER) -> None:
         self._consumer = consumer
         self._store = store
-        self._dead_letters = DeadLetters(store.db)
+        self._reader = reader
+        self._dead_letters = DeadLetters(store.db, reader)
         self._parked = ParkedAggregates(self._dead_letters)
         self._batch_size = batch_size
         self._poll_ms = poll_ms
         self._judge = FailureJudge(retry)
-        self._held: list[_Pending] = []
+        self._held: list[Delivered] = []
         self._undecodable: list[tuple[TopicPartition, object, str]] = []
+        self._unreadable: list[tuple[Delivered, str]] = []
         self.last_plan: BatchPlan | None = None
 
     # -- rebalancing: what we held for a partition we lose is the next owner's to re-read ----
@@ -125,7 +109,7 @@ class Projector(ConsumerRebalanceListener):
             batch = await self._consumer.getmany(timeout_ms=self._poll_ms,
                                                  max_records=self._batch_size)
             pending = self._decode(batch)
-            if not batch and not self._held:
+            if not batch and not self._held and not self._unreadable:
                 continue
             if not await self._project_until_done(pending, stop):
                 return  # stopping mid-outage: nothing committed, everything re-delivered
@@ -137,23 +121,17 @@ class Projector(ConsumerRebalanceListener):
                 log.warning("offset commit failed (%s); the batch will be re-delivered",
                             exc.__class__.__name__)
 
-    def _decode(self, batch: dict[TopicPartition, list]) -> list[_Pending]:
-        pending: list[_Pending] = []
-        for partition, messages in batch.items():
-            for message in messages:
-                try:
-                    event = EventEnvelope.from_json(message.value)
-                except (ValueError, TypeError, KeyError) as exc:
-                    log.error("undecodable message at %s@%d: %s", partition, message.offset, exc)
-                    EVENTS.labels("undecodable").inc()
-                    self._undecodable.append((partition, message, f"undecodable: {exc}"))
-                    continue
-                headers = {k: v.decode(errors="replace") for k, v in message.headers or ()}
-                pending.append(_Pending(event, partition, message.offset, headers))
-        BATCH_SIZE.observe(len(pending))
-        return pending
+    def _decode(self, batch: dict[TopicPartition, list]) -> list[Delivered]:
+        """The batch's readable events; the rest waits in `_undecodable` and `_unreadable`
+        until `project` has parked it (durably, before the batch's offsets are committed)."""
+        decoded = decode_batch(batch, self._reader)
+        self._undecodable += decoded.undecodable
+        self._unreadable += decoded.unreadable
+        EVENTS.labels("undecodable").inc(len(decoded.undecodable))
+        BATCH_SIZE.observe(len(decoded.readable) + len(decoded.unreadable))
+        return decoded.readable
 
-    async def _project_until_done(self, pending: list[_Pending], stop: asyncio.Event) -> bool:
+    async def _project_until_done(self, pending: list[Delivered], stop: asyncio.Event) -> bool:
         """Plan and write `pending` plus what was held; retry outages with backoff."""
         outages = conflicts = 0
         while not stop.is_set():
@@ -174,19 +152,29 @@ class Projector(ConsumerRebalanceListener):
                 await sleep_unless_stopped(stop, delay)
         return False
 
-    async def project(self, pending: list[_Pending]) -> BatchPlan:
+    async def project(self, pending: list[Delivered]) -> BatchPlan:
         """Apply what can be applied; park what must be parked; hold the rest."""
         if self._undecodable:
             await self._dead_letters.park_undecodable(self._undecodable)
             self._undecodable.clear()
 
         parked_aggregates = await self._parked.among({p.event.aggregate_id for p in pending})
+        # An unreadable event blocks its aggregate from its version on: what follows it is
+        # parked behind it, what precedes it still applies.
+        blocked_from: dict[str, int] = {}
+        for unreadable, _ in self._unreadable:
+            aggregate, version = unreadable.event.aggregate_id, unreadable.event.version
+            blocked_from[aggregate] = min(version, blocked_from.get(aggregate, version))
+
+        def must_park(p: Delivered) -> bool:
+            blocked = blocked_from.get(p.event.aggregate_id)
+            return (p.event.aggregate_id in parked_aggregates
+                    or (blocked is not None and p.event.version >= blocked))
+
         waiting = self._judge.backing_off()
-        to_park = [p for p in pending if p.event.aggregate_id in parked_aggregates]
-        to_plan = [p for p in pending if p.event.aggregate_id not in parked_aggregates
-                   and p.event.aggregate_id not in waiting]
-        backing_off = [p for p in pending if p.event.aggregate_id in waiting
-                       and p.event.aggregate_id not in parked_aggregates]
+        to_park = [p for p in pending if must_park(p)]
+        to_plan = [p for p in pending if not must_park(p) and p.event.aggregate_id not in waiting]
+        backing_off = [p for p in pending if not must_park(p) and p.event.aggregate_id in waiting]
 
         started_ns = time.time_ns()
         plan = await project_events(self._store, [p.event for p in to_plan])
@@ -197,7 +185,7 @@ class Projector(ConsumerRebalanceListener):
                             started_ns, time.time_ns(), event_id=event.event_id,
                             event_type=event.event_type, aggregate_id=event.aggregate_id)
 
-        parking = [(p, EARLIER_PARKED) for p in to_park]
+        parking = list(self._unreadable) + [(p, EARLIER_PARKED) for p in to_park]
         by_event = {id(p.event): p for p in to_plan}
         parking += [(by_event[id(event)], reason) for event, reason in
                     self._judge.judge(plan, [p.event for p in to_plan])]
@@ -206,6 +194,7 @@ class Projector(ConsumerRebalanceListener):
                 [(p.event, error, p.partition.partition, p.offset) for p, error in parking])
             self._parked.add({p.event.aggregate_id for p, _ in parking})
             EVENTS.labels("parked").inc(len(parking))
+            self._unreadable.clear()
         parked_ids = {id(p) for p, _ in parking}
         not_done = {id(e) for e in plan.held} | {id(e) for e, _ in plan.failed}
         self._held = backing_off + [p for p in to_plan
@@ -214,8 +203,8 @@ class Projector(ConsumerRebalanceListener):
         self._log(plan, to_plan, parking)
         return plan
 
-    def _log(self, plan: BatchPlan, to_plan: list[_Pending],
-             parking: list[tuple[_Pending, str]]) -> None:
+    def _log(self, plan: BatchPlan, to_plan: list[Delivered],
+             parking: list[tuple[Delivered, str]]) -> None:
         by_event = {id(p.event): p for p in to_plan}
         for event, error in plan.failed:
             by_event[id(event)].log(logging.ERROR, "cannot apply %s v%d of %s: %s",

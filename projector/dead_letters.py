@@ -3,8 +3,9 @@
 Once an event of an aggregate is parked, every later event of that aggregate is parked behind
 it, so the aggregate's order survives; `retry` re-applies an aggregate's parked events in
 version order through the same planner as the live projector, and `discard` gives up on them
-(the aggregate's views then need `verify --repair`). Undecodable messages are parked too, but
-can only be discarded.
+(the aggregate's views then need `verify --repair`). Events of a type or schema version this
+release cannot read stay parked until a release that reads them retries them. Undecodable
+messages are parked too, but can only be discarded.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from projector.store import ReadStore, WriteConflictError, project_with_retries
 from shared.envelope import EventEnvelope, utc_now
 from shared.readmodel import DEAD_LETTERS
+from shared.upcasting import READER, EventReader, UnreadableEvent
 
 PARKED = "parked"
 
@@ -70,8 +72,9 @@ class ParkedAggregates:
 
 
 class DeadLetters:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, reader: EventReader = READER) -> None:
         self._collection = db[DEAD_LETTERS]
+        self._reader = reader  # a parked event is read anew: the release may read it now
 
     async def parked_aggregates(self, among: set[str] | None = None) -> set[str]:
         """The aggregates (of `among`, or all) with parked events: one query."""
@@ -141,7 +144,12 @@ class DeadLetters:
             by_aggregate[entry["aggregate_id"]].append(entry)
         progressed = False
         for aggregate, entries in by_aggregate.items():
-            events = [EventEnvelope.from_json(e["envelope"]) for e in entries]
+            try:
+                events = [self._reader.read(EventEnvelope.from_json(e["envelope"]))
+                          for e in entries]
+            except UnreadableEvent as exc:
+                report.still_parked[aggregate] = str(exc)
+                continue
             try:
                 plan = await project_with_retries(store, events)
             except WriteConflictError:

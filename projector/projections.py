@@ -69,7 +69,7 @@ def apply_to_account(doc: Doc | None, event: EventEnvelope) -> Doc:
     if event.event_type == "AccountOpened":
         doc = {
             "_id": event.aggregate_id, "customer_id": p["customer_id"],
-            "type": p["account_type"], "currency": p["currency"],
+            "type": p["type"], "currency": p["currency"],
             "balance_minor": 0, "status": "active", "transaction_count": 0,
             "opened_at": event.occurred_at, "last_transaction_at": None,
         }
@@ -163,7 +163,7 @@ def apply_to_daily_stats(doc: Doc | None, event: EventEnvelope) -> Doc:
 def _account_entry(event: EventEnvelope) -> Doc:
     p = event.payload
     entry = {
-        "account_id": event.aggregate_id, "type": p["account_type"], "currency": p["currency"],
+        "account_id": event.aggregate_id, "type": p["type"], "currency": p["currency"],
         "balance_minor": 0, "status": "active", "version": event.version,
         "opened_at": event.occurred_at, "last_transaction_at": None, "transaction_count": 0,
     }

@@ -88,6 +88,9 @@ events = sa.Table(
     sa.Column("aggregate_id", sa.String(36), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("event_type", sa.String(40), nullable=False),
+    # The version of the payload's shape it was written with (shared/upcasting.py reads any);
+    # rows stored before migration 0003 are version 1.
+    sa.Column("schema_version", sa.SmallInteger, nullable=False, server_default="1"),
     sa.Column("payload", LongText, nullable=False),
     sa.Column("occurred_at", Timestamp, nullable=False),
     sa.Column("command_id", sa.String(36), nullable=False),

@@ -3,6 +3,10 @@
 Events are "fat": each carries the state the read side needs (balance after, customer id,
 currency), so projections never have to look anything up or redo arithmetic. Money is in
 integer minor units.
+
+Each event type has a schema version (`schema_version`, from 1): the version of its payload's
+shape. Change a field and the version goes up by one, with an upcaster from the old version in
+shared/upcasting.py and the old shape frozen in past_events.py (docs/events/README.md).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import ClassVar
 @dataclass(frozen=True, kw_only=True)
 class DomainEvent:
     aggregate_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
     aggregate_id: str
     version: int
     occurred_at: datetime
@@ -38,6 +43,8 @@ class DomainEvent:
 
 @dataclass(frozen=True, kw_only=True)
 class CustomerRegistered(DomainEvent):
+    """A customer was registered (their email is unique among customers, case-insensitive)."""
+
     aggregate_type: ClassVar[str] = "customer"
     customer_id: str
     name: str
@@ -46,6 +53,8 @@ class CustomerRegistered(DomainEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class AccountEvent(DomainEvent):
+    """Base of every event of an account: which account, whose, and in what currency."""
+
     aggregate_type: ClassVar[str] = "account"
     account_id: str
     customer_id: str
@@ -54,7 +63,10 @@ class AccountEvent(DomainEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class AccountOpened(AccountEvent):
-    account_type: str
+    """An account was opened, with its initial deposit when one was made."""
+
+    schema_version: ClassVar[int] = 2  # v1 called `type` `account_type`
+    type: str  # checking | savings
     initial_deposit_minor: int
     balance_after_minor: int
     transaction_id: str | None
@@ -73,16 +85,23 @@ class MoneyMoved(AccountEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class MoneyDeposited(MoneyMoved):
+    """Money was paid into the account."""
+
     kind: ClassVar[str] = "deposit"
 
 
 @dataclass(frozen=True, kw_only=True)
 class MoneyWithdrawn(MoneyMoved):
+    """Money was taken out of the account."""
+
     kind: ClassVar[str] = "withdrawal"
 
 
 @dataclass(frozen=True, kw_only=True)
 class TransferSent(MoneyMoved):
+    """Money left the account for another account (its TransferReceived has the same
+    transfer_id and was committed in the same transaction)."""
+
     kind: ClassVar[str] = "transfer_out"
     transfer_id: str
     counterparty_account_id: str
@@ -90,6 +109,8 @@ class TransferSent(MoneyMoved):
 
 @dataclass(frozen=True, kw_only=True)
 class TransferReceived(MoneyMoved):
+    """Money arrived from another account (see TransferSent)."""
+
     kind: ClassVar[str] = "transfer_in"
     transfer_id: str
     counterparty_account_id: str
@@ -97,14 +118,24 @@ class TransferReceived(MoneyMoved):
 
 @dataclass(frozen=True, kw_only=True)
 class AccountFrozen(AccountEvent):
+    """The account was frozen: it accepts no debit (withdrawal or outgoing transfer) until it
+    is unfrozen; deposits and incoming transfers still arrive."""
+
     reason: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class AccountUnfrozen(AccountEvent):
-    pass
+    """The account was unfrozen and is active again."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class AccountClosed(AccountEvent):
-    pass
+    """The account was closed (with a zero balance); it accepts no command any more."""
+
+
+# Every event type the service publishes, in the order the contract lists them.
+PUBLISHED_EVENTS: tuple[type[DomainEvent], ...] = (
+    CustomerRegistered, AccountOpened, MoneyDeposited, MoneyWithdrawn, TransferSent,
+    TransferReceived, AccountFrozen, AccountUnfrozen, AccountClosed,
+)

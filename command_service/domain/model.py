@@ -82,7 +82,7 @@ class Account:
         )
         account._record(
             ev.AccountOpened, now,
-            account_type=str(account_type),
+            type=str(account_type),
             initial_deposit_minor=initial_deposit_minor,
             balance_after_minor=initial_deposit_minor,
             transaction_id=transaction_id if initial_deposit_minor else None,

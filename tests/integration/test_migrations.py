@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from command_service.db.tables import metadata
+from command_service.db.migrate import alembic_config
+from command_service.db.tables import events, metadata
 
 
 async def test_migrated_schema_matches_the_table_definitions(engine):
@@ -18,3 +25,30 @@ async def test_migrated_schema_matches_the_table_definitions(engine):
     async with engine.connect() as conn:
         diffs = await conn.run_sync(differences)
     assert diffs == []
+
+
+async def test_0003_gives_the_events_stored_before_it_schema_version_1_and_guards_its_downgrade(
+        database_url, engine):
+    """The events of a deployment that ran the release before schema versions are version 1;
+    going back is refused once an event of a later version exists (that release would misread
+    it), and allowed before."""
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.downgrade, config, "0002")
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(
+            "INSERT INTO events (event_id, aggregate_type, aggregate_id, version, event_type,"
+            " payload, occurred_at, command_id) VALUES ('e1', 'customer', 'c1', 1,"
+            " 'CustomerRegistered', '{}', '2026-12-01 00:00:00', 'k1')"))
+    await asyncio.to_thread(command.upgrade, config, "head")
+    async with engine.begin() as conn:
+        assert (await conn.scalar(sa.text("SELECT schema_version FROM events"))) == 1
+        await conn.execute(events.insert().values(
+            event_id="e2", aggregate_type="account", aggregate_id="a1", version=1,
+            schema_version=2, event_type="AccountOpened", payload="{}",
+            occurred_at=datetime(2026, 12, 2), command_id="k2"))
+    with pytest.raises(RuntimeError, match="1 events have a schema version above 1"):
+        await asyncio.to_thread(command.downgrade, config, "0002")
+    async with engine.begin() as conn:
+        await conn.execute(events.delete().where(events.c.event_id == "e2"))
+    await asyncio.to_thread(command.downgrade, config, "0002")
+    await asyncio.to_thread(command.upgrade, config, "head")

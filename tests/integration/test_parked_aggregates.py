@@ -13,7 +13,7 @@ from shared.envelope import EventEnvelope
 
 
 def event(aggregate_id: str, version: int = 2) -> EventEnvelope:
-    return EventEnvelope(event_id=str(uuid.uuid4()), event_type="MoneyDeposited",
+    return EventEnvelope(event_id=str(uuid.uuid4()), event_type="MoneyDeposited", schema_version=1,
                          aggregate_type="account", aggregate_id=aggregate_id, version=version,
                          occurred_at=datetime.now(UTC), command_id=str(uuid.uuid4()),
                          payload={"amount_minor": 1})

@@ -4,6 +4,7 @@ and an outage of the read store."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -51,15 +52,21 @@ async def write_history(engine, settings) -> tuple[str, str, list[EventEnvelope]
     return customer_id, account_id, [EventEnvelope.from_json(p) for p in payloads]
 
 
-async def publish(settings, events: list[EventEnvelope]) -> None:
+async def publish(settings, messages: list[EventEnvelope | dict | str]) -> None:
+    """Publish each message keyed by its aggregate: an envelope or a dict as its JSON, a string
+    (a message value as some release wrote it) as it is."""
     await ensure_topic(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 enable_idempotence=settings.kafka_enable_idempotence, acks="all")
     await producer.start()
     try:
-        for event in events:
-            await producer.send_and_wait(settings.kafka_topic, event.to_json().encode(),
-                                         key=event.aggregate_id.encode())
+        for message in messages:
+            if isinstance(message, EventEnvelope):
+                message = message.to_json()
+            elif isinstance(message, dict):
+                message = json.dumps(message)
+            await producer.send_and_wait(settings.kafka_topic, message.encode(),
+                                         key=json.loads(message)["aggregate_id"].encode())
     finally:
         await producer.stop()
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from command_service.db.tables import accounts, commands, customers, events, outbox
 from command_service.domain import commands as c
 from command_service.domain.errors import EmailTakenError, InsufficientFundsError
+from command_service.domain.events import PUBLISHED_EVENTS
 from command_service.domain.model import AccountType
 from command_service.service import CommandService
 from shared.envelope import EventEnvelope
@@ -146,3 +147,22 @@ async def test_racing_registrations_of_one_email_create_one_customer(engine, set
     assert outcomes.count(True) == 1
     assert await _count(engine, customers) == 1
     assert await _count(engine, events) == 1
+
+
+async def test_each_event_is_stored_and_published_with_the_schema_version_it_was_written_in(
+        engine, settings):
+    service = CommandService(engine, settings.kafka_topic)
+    await _open_account(service, 10_00)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            sa.select(events.c.event_type, events.c.schema_version, outbox.c.payload,
+                      outbox.c.headers)
+            .join(outbox, outbox.c.event_position == events.c.position)
+            .order_by(events.c.position))).all()
+    written = {cls.__name__: cls.schema_version for cls in PUBLISHED_EVENTS}
+    assert [row.event_type for row in rows] == ["CustomerRegistered", "AccountOpened"]
+    for row in rows:
+        message = json.loads(row.payload)
+        assert row.schema_version == message["schema_version"] == written[row.event_type]
+        assert json.loads(row.headers)["schema_version"] == str(row.schema_version)
+    assert json.loads(rows[1].payload)["payload"]["type"] == "checking"

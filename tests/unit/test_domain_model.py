@@ -126,10 +126,10 @@ def test_the_account_opened_payload_is_the_published_contract():
                          account_type=AccountType.SAVINGS).pending_events[0]
     assert event.payload() == {
         "account_id": "acc-9", "customer_id": CUSTOMER_ID, "currency": "EUR",
-        "account_type": "savings", "initial_deposit_minor": 700, "balance_after_minor": 700,
+        "type": "savings", "initial_deposit_minor": 700, "balance_after_minor": 700,
         "transaction_id": "tx-open",
     }
-    assert type(event.payload()["account_type"]) is str  # JSON-ready, not the enum
+    assert type(event.payload()["type"]) is str  # JSON-ready, not the enum
 
 
 def test_every_event_carries_the_account_customer_and_currency():

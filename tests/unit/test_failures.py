@@ -20,7 +20,7 @@ class Clock:
 
 
 def event(aggregate: str, version: int) -> EventEnvelope:
-    return EventEnvelope(event_id=str(uuid.uuid4()), event_type="MoneyDeposited",
+    return EventEnvelope(event_id=str(uuid.uuid4()), event_type="MoneyDeposited", schema_version=1,
                          aggregate_type="account", aggregate_id=aggregate, version=version,
                          occurred_at=datetime(2026, 12, 1, tzinfo=UTC), command_id="c",
                          payload={}, position=version)

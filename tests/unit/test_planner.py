@@ -18,6 +18,7 @@ import pytest
 from projector.planner import BatchPlan, account_ids_of, customer_ids_of, plan_batch
 from projector.projections import apply_to_account, apply_to_customer
 from shared.envelope import EventEnvelope
+from shared.upcasting import READABLE_VERSIONS
 from tests.support.bank import ADA, BOB, T0, Bank
 
 
@@ -54,6 +55,7 @@ class ReadModel:
 def hand_made(event_type: str, aggregate_id: str, version: int, payload: dict,
               aggregate_type: str = "account") -> EventEnvelope:
     return EventEnvelope(event_id=str(uuid.uuid4()), event_type=event_type,
+                         schema_version=READABLE_VERSIONS.get(event_type, 1),
                          aggregate_type=aggregate_type, aggregate_id=aggregate_id,
                          version=version, occurred_at=T0 + timedelta(hours=1),
                          command_id="cmd", payload=payload)

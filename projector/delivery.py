@@ -1,0 +1,67 @@
+"""What a consumed batch holds once decoded: the events this release reads (upcast to the
+versions its projections are written for), the events it cannot read yet (a newer type or
+schema version: parked with that reason, applied by `dlq retry` after an upgrade), and the
+messages that are no event at all (parked as undecodable, only ever discarded)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka import TopicPartition
+
+from shared.envelope import EventEnvelope, UndecodableEvent
+from shared.observability import LOG_CONTEXT, bind
+from shared.upcasting import EventReader, UnreadableEvent
+
+# The consumer loop's logger: these records are its own, decoding is just where they start.
+log = logging.getLogger("projector.consumer")
+
+
+class Delivered:
+    """An event and where it came from, so its offset can bound the commit."""
+
+    __slots__ = ("event", "partition", "offset", "headers")
+
+    def __init__(self, event: EventEnvelope, partition: TopicPartition, offset: int,
+                 headers: dict[str, str] | None = None) -> None:
+        self.event, self.partition, self.offset = event, partition, offset
+        self.headers = headers or {}
+
+    def log(self, level: int, message: str, *args) -> None:
+        """Log in the context of the command that caused this event (its Kafka headers)."""
+        token = bind(correlation_id=self.headers.get("correlation_id"),
+                     causation_id=self.headers.get("causation_id"),
+                     command_id=self.event.command_id, event_id=self.event.event_id)
+        try:
+            log.log(level, message, *args)
+        finally:
+            LOG_CONTEXT.reset(token)
+
+
+@dataclass
+class DecodedBatch:
+    readable: list[Delivered] = field(default_factory=list)
+    unreadable: list[tuple[Delivered, str]] = field(default_factory=list)  # with the reason
+    undecodable: list[tuple[TopicPartition, object, str]] = field(default_factory=list)
+
+
+def decode_batch(batch: dict[TopicPartition, list], reader: EventReader) -> DecodedBatch:
+    decoded = DecodedBatch()
+    for partition, messages in batch.items():
+        for message in messages:
+            try:
+                event = EventEnvelope.from_json(message.value)
+            except UndecodableEvent as exc:
+                log.error("undecodable message at %s@%d: %s", partition, message.offset, exc)
+                decoded.undecodable.append((partition, message, f"undecodable: {exc}"))
+                continue
+            headers = {k: v.decode(errors="replace") for k, v in message.headers or ()}
+            try:
+                delivered = Delivered(reader.read(event), partition, message.offset, headers)
+            except UnreadableEvent as exc:
+                decoded.unreadable.append(
+                    (Delivered(event, partition, message.offset, headers), str(exc)))
+                continue
+            decoded.readable.append(delivered)
+    return decoded
