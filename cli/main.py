@@ -213,6 +213,31 @@ def token(
     typer.echo(minted)
 
 
+@app.command()
+def schema(
+    check: Annotated[bool, typer.Option(
+        "--check", help="change nothing; exit 1 when the files differ from the code")] = False,
+    directory: Annotated[str, typer.Option(help="where the contract lives")] = "docs/events",
+) -> None:
+    """Generate the published event contract (a JSON Schema per event type and version, and
+    the AsyncAPI document of the topic) from the code."""
+    from pathlib import Path
+
+    from command_service.event_contract import differences, write
+
+    target = Path(directory)
+    problems = differences(target) if check else write(target)
+    for problem in problems:
+        typer.echo(f"{target}/{problem}")
+    if check and problems:
+        err.print(f"[red]the event contract in {target} is out of date:[/red] run "
+                  "`cqrs-accounts schema`", highlight=False)
+        raise typer.Exit(1)
+    if not check:
+        typer.echo(f"{len(problems)} file(s) of {target} brought up to date" if problems
+                   else f"{target} is up to date")
+
+
 def _register_operations() -> None:
     from cli.operations import register
 

@@ -30,6 +30,7 @@ from tests.support.backends import (
     new_broker,
     new_read_store,
 )
+from tests.support.published_events import published_message_errors
 
 pytest_plugins = ["tests.support.report"]
 
@@ -64,6 +65,7 @@ async def database_url(request, tmp_path) -> str:
         url = f"sqlite+aiosqlite:///{tmp_path / 'write.db'}"
         await asyncio.to_thread(upgrade_to_head, url)
         yield url
+        await _check_published_events(url)
         return
     server = make_url(MYSQL_URL)
     name = f"cqrs_test_{uuid.uuid4().hex[:12]}"
@@ -74,10 +76,18 @@ async def database_url(request, tmp_path) -> str:
     try:
         await asyncio.to_thread(upgrade_to_head, url)
         yield url
+        await _check_published_events(url)
     finally:
         async with admin.begin() as conn:
             await conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
         await admin.dispose()
+
+
+async def _check_published_events(url: str) -> None:
+    """Every message the test made the command service write must hold to docs/events/."""
+    if problems := await published_message_errors(url):
+        pytest.fail("messages that break the published event contract:\n" +
+                    "\n".join(problems[:20]), pytrace=False)
 
 
 @pytest_asyncio.fixture

@@ -232,3 +232,24 @@ def test_operator_commands_find_the_running_dev_stack_with_no_environment(tmp_pa
     assert not (tmp_path / ".data" / "dev.env").exists()  # the stack is gone, so is its file
     after = operator("status", cwd=tmp_path)
     assert after.returncode == 1 and "cannot reach the read store" in after.stderr, after.stderr
+
+
+def test_schema_check_passes_on_the_repository_and_names_what_is_out_of_date(tmp_path):
+    from tests.support.published_events import EVENTS_DOCS
+
+    assert run_cli("schema", "--check", "--directory", str(EVENTS_DOCS)).returncode == 0
+    stale = tmp_path / "events"
+    stale.mkdir()
+    (stale / "AccountOpened.v2.schema.json").write_text("{}")
+    (stale / "AccountRenamed.v1.schema.json").write_text("{}")
+    result = run_cli("schema", "--check", "--directory", str(stale))
+    assert result.returncode == 1
+    assert f"{stale}/AccountOpened.v2.schema.json differs from the code" in result.stdout
+    assert f"{stale}/AccountRenamed.v1.schema.json is no longer generated" in result.stdout
+    assert f"{stale}/asyncapi.json is missing" in result.stdout
+    assert "run `cqrs-accounts schema`" in result.stderr
+
+    written = run_cli("schema", "--directory", str(stale))
+    assert written.returncode == 0, written.stderr
+    assert run_cli("schema", "--check", "--directory", str(stale)).returncode == 0
+    assert not (stale / "AccountRenamed.v1.schema.json").exists()

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from tests.support import published_events
 from tests.support.backends import REQUIRED
 
 # The fixtures whose parameter names a backend (sqlite/mysql, tansu/kafka).
@@ -49,6 +50,9 @@ def missing() -> list[str]:
 
 def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.write_line(summary())
+    if published_events.validated or _ran:
+        terminalreporter.write_line(f"event contract: {published_events.validated} messages the "
+                                "service published, each checked against docs/events/")
     if not_run := missing():
         terminalreporter.write_line(f"required backends ran no test: {', '.join(not_run)} "
                                     "(CQRS_TEST_REQUIRE_BACKENDS)", red=True)
