@@ -20,6 +20,7 @@ class AccountState:
     version: int
     balance_minor: int
     status: str
+    freeze_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,7 @@ class CustomerState:
 
 async def account_states(engine: AsyncEngine) -> dict[str, AccountState]:
     query = sa.select(accounts.c.account_id, accounts.c.customer_id, accounts.c.version,
-                      accounts.c.balance_minor, accounts.c.status)
+                      accounts.c.balance_minor, accounts.c.status, accounts.c.freeze_reason)
     async with read_only(engine).connect() as conn:
         return {row.account_id: AccountState(*row) for row in await conn.execute(query)}
 

@@ -92,7 +92,10 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
         have = actual_accounts.pop(account_id, None) or {}
         checks = {"version": row.version, "balance_minor": row.balance_minor,
                   "status": row.status, "transaction_count":
-                      expected.transaction_counts.get(account_id, 0)}
+                      expected.transaction_counts.get(account_id, 0),
+                  # The write model keeps a frozen-then-closed account's freeze reason; the
+                  # view, like the contract, has a reason only while the account is frozen.
+                  "status_reason": row.freeze_reason if row.status == "frozen" else None}
         for name, value in checks.items():
             if have.get(name) != value or want.get(name) != value:
                 drift.append(Drift(ACCOUNTS, account_id, name, value, have.get(name),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.envelope import EventEnvelope
+from shared.readmodel import STATS_FIELDS
 
 Doc = dict[str, Any]
 
@@ -72,12 +73,17 @@ def apply_to_account(doc: Doc | None, event: EventEnvelope) -> Doc:
             "type": p["type"], "currency": p["currency"],
             "balance_minor": 0, "status": "active", "transaction_count": 0,
             "opened_at": event.occurred_at, "last_transaction_at": None,
+            "status_reason": None, "status_changed_at": None,
         }
     elif doc is None:
         raise UnknownEventError(f"{event.event_type} v{event.version} before AccountOpened")
     else:
         doc = dict(doc)
     _apply_account_fields(doc, event)
+    if event.event_type in STATUS_AFTER:
+        # Only a freeze gives a reason; unfreezing and closing take none.
+        doc["status_reason"] = p["reason"] if event.event_type == "AccountFrozen" else None
+        doc["status_changed_at"] = event.occurred_at
     doc["version"] = event.version
     doc["updated_at"] = event.occurred_at
     return doc
@@ -129,8 +135,6 @@ def apply_to_customer(doc: Doc | None, event: EventEnvelope) -> Doc:
     return doc
 
 
-STATS_FIELDS = {"deposit": "deposits_minor", "withdrawal": "withdrawals_minor",
-                "transfer_in": "transfers_in_minor", "transfer_out": "transfers_out_minor"}
 
 
 def daily_stats_id(event: EventEnvelope) -> str | None:

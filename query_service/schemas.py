@@ -7,11 +7,13 @@ from typing import Literal
 from pydantic import BaseModel
 
 Status = Literal["active", "frozen", "closed"]
+AccountType = Literal["checking", "savings"]
+TransactionKind = Literal["deposit", "withdrawal", "transfer_in", "transfer_out"]
 
 
 class AccountSummary(BaseModel):
     account_id: str
-    type: Literal["checking", "savings"]
+    type: AccountType
     currency: str
     balance: str
     status: Status
@@ -54,10 +56,12 @@ class CustomerPage(BaseModel):
 class AccountView(BaseModel):
     account_id: str
     customer_id: str
-    type: Literal["checking", "savings"]
+    type: AccountType
     currency: str
     balance: str
     status: Status
+    status_reason: str | None  # the freeze reason while frozen, else null
+    status_changed_at: str | None  # when the status last changed; null before any change
     version: int
     transaction_count: int
     opened_at: str
@@ -67,7 +71,7 @@ class AccountView(BaseModel):
 class Transaction(BaseModel):
     transaction_id: str
     account_id: str
-    kind: Literal["deposit", "withdrawal", "transfer_in", "transfer_out"]
+    kind: TransactionKind
     amount: str
     balance_after: str
     occurred_at: str
@@ -80,8 +84,7 @@ class TransactionPage(BaseModel):
     next_cursor: str | None
 
 
-class DailyFigures(BaseModel):
-    date: str
+class Figures(BaseModel):
     currency: str
     deposits: str
     withdrawals: str
@@ -90,5 +93,17 @@ class DailyFigures(BaseModel):
     count: int
 
 
+class DailyFigures(Figures):
+    date: str
+
+
 class CustomerStats(BaseModel):
     days: list[DailyFigures]
+
+
+class MonthlyFigures(Figures):
+    month: str  # "2026-11"
+
+
+class CustomerMonthlyStats(BaseModel):
+    months: list[MonthlyFigures]

@@ -44,7 +44,8 @@ def account_view(doc: dict) -> dict:
     return {
         "account_id": doc["_id"], "customer_id": doc["customer_id"], "type": doc["type"],
         "currency": doc["currency"], "balance": format_minor(doc["balance_minor"]),
-        "status": doc["status"], "version": doc["version"],
+        "status": doc["status"], "status_reason": doc.get("status_reason"),
+        "status_changed_at": _time(doc.get("status_changed_at")), "version": doc["version"],
         "transaction_count": doc["transaction_count"], "opened_at": _time(doc["opened_at"]),
         "updated_at": _time(doc["updated_at"]),
     }
@@ -61,8 +62,16 @@ def transaction_item(doc: dict) -> dict:
 
 
 def daily_figures(doc: dict) -> dict:
+    return {"date": doc["date"], **_figures(doc)}
+
+
+def monthly_figures(doc: dict) -> dict:
+    return {"month": doc["month"], **_figures(doc)}
+
+
+def _figures(doc: dict) -> dict:
     return {
-        "date": doc["date"], "currency": doc["currency"],
+        "currency": doc["currency"],
         "deposits": format_minor(doc["deposits_minor"]),
         "withdrawals": format_minor(doc["withdrawals_minor"]),
         "transfers_in": format_minor(doc["transfers_in_minor"]),

@@ -26,6 +26,11 @@ VIEW_REGISTRY = "view_registry"
 VIEWS = (ACCOUNTS, CUSTOMERS, TRANSACTIONS, DAILY_STATS)  # what rebuild and verify cover
 REGISTRY_TTL_S = 1.0  # how stale a process's idea of the physical collections may be
 
+# A daily-statistics document's figure for each kind of transaction: the projector adds to
+# them, the query service prints them and sums them into months.
+STATS_FIELDS = {"deposit": "deposits_minor", "withdrawal": "withdrawals_minor",
+                "transfer_in": "transfers_in_minor", "transfer_out": "transfers_out_minor"}
+
 INDEXES: dict[str, list[IndexModel]] = {
     TRANSACTIONS: [
         # History pages: newest first by account version; also makes each version unique.
@@ -33,6 +38,9 @@ INDEXES: dict[str, list[IndexModel]] = {
                    name="account_version", unique=True),
         IndexModel([("account_id", ASCENDING), ("occurred_at", DESCENDING)],
                    name="account_time"),
+        # A history page of one kind: no entry of another kind is read to skip it.
+        IndexModel([("account_id", ASCENDING), ("kind", ASCENDING),
+                    ("account_version", DESCENDING)], name="account_kind_version"),
     ],
     CUSTOMERS: [
         IndexModel([("name_lower", ASCENDING)], name="name_lower"),

@@ -10,7 +10,7 @@ from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
 from query_service.cursors import decode_cursor, encode_cursor
 from query_service.deps import ConsistencyDep, Db, Reader
-from query_service.schemas import AccountView, TransactionPage
+from query_service.schemas import AccountView, TransactionKind, TransactionPage
 from shared.auth import Principal
 from shared.http import ERROR_RESPONSES, ApiError, json_response
 from shared.readmodel import ACCOUNTS, TRANSACTIONS
@@ -53,6 +53,7 @@ async def transactions(
     from_: Annotated[datetime | None,
                      Query(alias="from", description="ISO 8601, inclusive")] = None,
     to: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    kind: Annotated[TransactionKind | None, Query(description="only this kind")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
@@ -60,6 +61,8 @@ async def transactions(
     # history holds every entry up to that version.
     await _account(db, account_id, consistency, reader)
     match: dict = {"account_id": str(account_id)}
+    if kind is not None:
+        match["kind"] = kind
     window = {}
     if from_ is not None:
         window["$gte"] = _aware(from_)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
@@ -11,10 +11,19 @@ from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
 from query_service.cursors import decode_cursor, encode_cursor
 from query_service.deps import ConsistencyDep, Db, Reader
-from query_service.schemas import AccountList, Customer360, CustomerPage, CustomerStats
+from query_service.schemas import (
+    AccountList,
+    AccountType,
+    Customer360,
+    CustomerMonthlyStats,
+    CustomerPage,
+    CustomerStats,
+    Status,
+)
 from shared.auth import Principal
 from shared.http import ERROR_RESPONSES, ApiError, json_response
-from shared.readmodel import CUSTOMERS, DAILY_STATS
+from shared.money import Currency
+from shared.readmodel import CUSTOMERS, DAILY_STATS, STATS_FIELDS
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 VIEW_ERRORS = {k: ERROR_RESPONSES[k] for k in (404, 422, 503)}
@@ -82,15 +91,27 @@ async def customer_360(customer_id: UUID, db: Db, consistency: ConsistencyDep,
 
 
 @router.get("/{customer_id}/accounts", response_model=AccountList, responses=VIEW_ERRORS,
-            summary="The customer's accounts, closed ones included")
-async def customer_accounts(customer_id: UUID, db: Db, consistency: ConsistencyDep,
-                            reader: Reader) -> Response:
+            summary="The customer's accounts, closed ones included; each filter optional")
+async def customer_accounts(
+    customer_id: UUID,
+    db: Db,
+    consistency: ConsistencyDep,
+    reader: Reader,
+    status: Annotated[Status | None, Query(description="only accounts in this status")] = None,
+    currency: Annotated[Currency | None, Query(description="only accounts in this currency")]
+    = None,
+    type: Annotated[AccountType | None, Query(description="only accounts of this type")] = None,
+) -> Response:
     doc = await _registered_customer(db, customer_id, consistency, reader)
-    return json_response({"items": [views.account_summary(a) for a in doc["accounts"]]})
+    wanted = {"status": status, "currency": currency, "type": type}
+    entries = [entry for entry in doc["accounts"]
+               if all(value is None or entry[name] == value for name, value in wanted.items())]
+    return json_response({"items": [views.account_summary(a) for a in entries]})
 
 
-@router.get("/{customer_id}/stats", response_model=CustomerStats, responses=VIEW_ERRORS,
-            summary="Daily figures per currency: deposits, withdrawals, transfers, count")
+@router.get("/{customer_id}/stats", response_model=CustomerStats | CustomerMonthlyStats,
+            responses=VIEW_ERRORS,
+            summary="Daily (or monthly) figures per currency: deposits, withdrawals, transfers")
 async def customer_stats(
     customer_id: UUID,
     db: Db,
@@ -100,6 +121,8 @@ async def customer_stats(
                      Query(alias="from", description="first day (ISO 8601), inclusive")] = None,
     to: Annotated[date | datetime | None,
                   Query(description="last day (ISO 8601), inclusive")] = None,
+    granularity: Annotated[Literal["day", "month"], Query(
+        description="`month`: the sums of the days of each calendar month (UTC)")] = "day",
 ) -> Response:
     # Statistics are written before the customer view, so a customer view that holds the
     # token's versions means the statistics hold them too.
@@ -113,7 +136,23 @@ async def customer_stats(
     if window:
         match["date"] = window
     docs = await db[DAILY_STATS].find(match).sort([("date", 1), ("currency", 1)]).to_list()
+    if granularity == "month":
+        # Summed from the days as they are read: each day is exact under redelivery (its
+        # `applied` versions), so their sum is too, with no second view to keep in step.
+        return json_response({"months": [views.monthly_figures(m) for m in _months(docs)]})
     return json_response({"days": [views.daily_figures(d) for d in docs]})
+
+
+def _months(days: list[dict]) -> list[dict]:
+    months: dict[tuple[str, str], dict] = {}
+    for day in days:
+        key = (day["date"][:7], day["currency"])
+        month = months.setdefault(key, {"month": key[0], "currency": key[1], "count": 0,
+                                        **{name: 0 for name in STATS_FIELDS.values()}})
+        month["count"] += day["count"]
+        for name in STATS_FIELDS.values():
+            month[name] += day[name]
+    return [months[key] for key in sorted(months)]
 
 
 def _utc_day(moment: date | datetime) -> str:

@@ -18,7 +18,8 @@ CUSTOMER_360_FIELDS = {"customer_id", "name", "email", "version", "accounts", "s
 ACCOUNT_SUMMARY_FIELDS = {"account_id", "type", "currency", "balance", "status", "version",
                           "opened_at", "last_transaction_at"}
 ACCOUNT_VIEW_FIELDS = {"account_id", "customer_id", "type", "currency", "balance", "status",
-                       "version", "transaction_count", "opened_at", "updated_at"}
+                       "status_reason", "status_changed_at", "version", "transaction_count",
+                       "opened_at", "updated_at"}
 TRANSACTION_FIELDS = {"transaction_id", "account_id", "kind", "amount", "balance_after",
                       "occurred_at", "reference", "counterparty_account_id"}
 CUSTOMER_ITEM_FIELDS = {"customer_id", "name", "email"}
@@ -153,6 +154,7 @@ async def test_views_answer_exactly_the_documented_fields(settings, read_db):
             "account_id": checking, "customer_id": customer_id, "type": "checking",
             "currency": "USD", "balance": "95.25", "status": "active", "transaction_count": 4}
         assert account["opened_at"] == accounts[checking]["opened_at"]
+        assert (account["status_reason"], account["status_changed_at"]) == (None, None)
         assert parse_utc(account["updated_at"]) >= parse_utc(account["opened_at"])
 
         history = await stack.queries.get(f"/v1/accounts/{checking}/transactions")

@@ -116,7 +116,8 @@ def test_an_opened_account_view_starts_at_version_1_with_its_initial_deposit():
         "_id": "acc-1", "customer_id": ADA, "type": "savings", "currency": "EUR",
         "balance_minor": 2_500, "status": "active", "transaction_count": 1,
         "opened_at": opened.occurred_at, "last_transaction_at": opened.occurred_at,
-        "version": 1, "updated_at": opened.occurred_at,
+        "version": 1, "updated_at": opened.occurred_at, "status_reason": None,
+        "status_changed_at": None,
     }
 
 
@@ -171,6 +172,30 @@ def test_status_events_change_the_status_but_not_the_money_or_the_history():
     assert doc["last_transaction_at"] < closed_event.occurred_at
     assert all(transaction_doc(e) is None for e in bank.log if e.event_type.startswith("Account")
                and e.event_type != "AccountOpened")
+
+
+def test_the_account_view_keeps_the_freeze_reason_while_frozen_and_when_the_status_changed():
+    bank = Bank()
+    account = bank.open("acc-1", initial=300)
+    frozen_event = bank.freeze(account, reason="kyc")
+    bank.deposit(account, 5)  # a credit while frozen changes neither
+    doc = account_view(bank.log)
+    assert (doc["status_reason"], doc["status_changed_at"]) == ("kyc", frozen_event.occurred_at)
+    unfrozen_event = bank.unfreeze(account)
+    doc = account_view(bank.log)
+    assert (doc["status_reason"], doc["status_changed_at"]) == (None, unfrozen_event.occurred_at)
+    bank.freeze(account, reason="second look")
+    assert account_view(bank.log)["status_reason"] == "second look"
+
+
+def test_a_closed_account_has_no_status_reason():
+    bank = Bank()
+    account = bank.open("acc-1")
+    bank.freeze(account, reason="kyc")
+    closed_event = bank.close(account)  # an empty account may be closed while frozen
+    doc = account_view(bank.log)
+    assert (doc["status"], doc["status_reason"], doc["status_changed_at"]) == (
+        "closed", None, closed_event.occurred_at)
 
 
 def test_applying_an_event_does_not_change_the_document_it_was_given():
@@ -459,7 +484,8 @@ def test_the_account_view_shape_matches_the_contract():
     body = views.account_view(doc)
     assert body == {
         "account_id": "acc-usd", "customer_id": ADA, "type": "checking", "currency": "USD",
-        "balance": "1234.45", "status": "active", "version": 3, "transaction_count": 3,
+        "balance": "1234.45", "status": "active", "status_reason": None,
+        "status_changed_at": None, "version": 3, "transaction_count": 3,
         "opened_at": iso_utc(doc["opened_at"]), "updated_at": iso_utc(doc["updated_at"]),
     }
 
