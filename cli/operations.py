@@ -51,7 +51,7 @@ def _run(settings_or_exit: Callable[[], Settings],
                 return await work(engine, db)
             except UnreadableEvent as exc:  # a newer release wrote it: this one cannot fold it
                 err.print(f"[red]the event log holds an event this release cannot read:[/red] "
-                          f"{exc}", highlight=False)
+                          f"{exc}; run this with a release that reads it", highlight=False)
                 return 1
 
     with one_line_when_unreachable(settings, err):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from projector.delivery import AFTER_THE_UPGRADE
 from projector.store import ReadStore, WriteConflictError, project_with_retries
 from shared.envelope import EventEnvelope, utc_now
 from shared.readmodel import DEAD_LETTERS
@@ -148,7 +149,7 @@ class DeadLetters:
                 events = [self._reader.read(EventEnvelope.from_json(e["envelope"]))
                           for e in entries]
             except UnreadableEvent as exc:
-                report.still_parked[aggregate] = str(exc)
+                report.still_parked[aggregate] = f"{exc}; {AFTER_THE_UPGRADE}"
                 continue
             try:
                 plan = await project_with_retries(store, events)

@@ -17,6 +17,8 @@ from shared.upcasting import EventReader, UnreadableEvent
 # The consumer loop's logger: these records are its own, decoding is just where they start.
 log = logging.getLogger("projector.consumer")
 
+AFTER_THE_UPGRADE = "deploy a projector that reads it, then `cqrs-accounts dlq retry`"
+
 
 class Delivered:
     """An event and where it came from, so its offset can bound the commit."""
@@ -60,8 +62,8 @@ def decode_batch(batch: dict[TopicPartition, list], reader: EventReader) -> Deco
             try:
                 delivered = Delivered(reader.read(event), partition, message.offset, headers)
             except UnreadableEvent as exc:
-                decoded.unreadable.append(
-                    (Delivered(event, partition, message.offset, headers), str(exc)))
+                decoded.unreadable.append((Delivered(event, partition, message.offset, headers),
+                                           f"{exc}; {AFTER_THE_UPGRADE}"))
                 continue
             decoded.readable.append(delivered)
     return decoded

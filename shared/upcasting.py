@@ -83,13 +83,11 @@ class EventReader:
         if target is None:
             raise UnknownEventType(
                 f"unknown event type {event.event_type} (schema version "
-                f"{event.schema_version}): a newer release writes it; deploy a projector that "
-                "reads it, then `cqrs-accounts dlq retry`")
+                f"{event.schema_version}): a newer release writes it")
         if event.schema_version > target:
             raise NewerSchemaVersion(
                 f"{event.event_type} schema version {event.schema_version} is newer than this "
-                f"release reads ({target}); deploy a projector that reads it, then "
-                "`cqrs-accounts dlq retry`")
+                f"release reads ({target})")
         if event.schema_version == target:
             return event
         payload = event.payload
