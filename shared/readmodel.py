@@ -41,6 +41,16 @@ INDEXES: dict[str, list[IndexModel]] = {
         # A history page of one kind: no entry of another kind is read to skip it.
         IndexModel([("account_id", ASCENDING), ("kind", ASCENDING),
                     ("account_version", DESCENDING)], name="account_kind_version"),
+        # A customer's transactions across accounts, newest first (an index is read backwards
+        # for that), and by kind or currency. Ascending keys: SecantusDB treats a `$gte` bound
+        # on a descending key as exclusive.
+        IndexModel([("customer_id", ASCENDING), ("occurred_at", ASCENDING), ("_id", ASCENDING)],
+                   name="customer_time"),
+        IndexModel([("customer_id", ASCENDING), ("kind", ASCENDING), ("occurred_at", ASCENDING),
+                    ("_id", ASCENDING)], name="customer_kind_time"),
+        IndexModel([("customer_id", ASCENDING), ("currency", ASCENDING),
+                    ("occurred_at", ASCENDING), ("_id", ASCENDING)],
+                   name="customer_currency_time"),
     ],
     CUSTOMERS: [
         IndexModel([("name_lower", ASCENDING)], name="name_lower"),

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
 from query_service.cursors import decode_cursor, encode_cursor
 from query_service.deps import ConsistencyDep, Db, Reader
-from query_service.schemas import AccountView, TransactionKind, TransactionPage
+from query_service.filters import Cursor, From, Kind, Limit, To, time_window
+from query_service.schemas import AccountView, TransactionPage
 from shared.auth import Principal
 from shared.http import ERROR_RESPONSES, ApiError, json_response
 from shared.readmodel import ACCOUNTS, TRANSACTIONS
@@ -50,12 +49,11 @@ async def transactions(
     db: Db,
     consistency: ConsistencyDep,
     reader: Reader,
-    from_: Annotated[datetime | None,
-                     Query(alias="from", description="ISO 8601, inclusive")] = None,
-    to: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
-    kind: Annotated[TransactionKind | None, Query(description="only this kind")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    from_: From = None,
+    to: To = None,
+    kind: Kind = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Response:
     # The account view is written after its transactions, so once it holds a version, the
     # history holds every entry up to that version.
@@ -63,13 +61,7 @@ async def transactions(
     match: dict = {"account_id": str(account_id)}
     if kind is not None:
         match["kind"] = kind
-    window = {}
-    if from_ is not None:
-        window["$gte"] = _aware(from_)
-    if to is not None:
-        window["$lt"] = _aware(to)
-    if window:
-        match["occurred_at"] = window
+    match.update(time_window(from_, to))
     if cursor is not None:
         match["account_version"] = {"$lt": decode_cursor(cursor, {"before": int})["before"]}
     docs = await db[TRANSACTIONS].find(match).sort("account_version", -1) \
@@ -80,7 +72,3 @@ async def transactions(
     return json_response({"items": [views.transaction_item(d) for d in page],
                           "next_cursor": next_cursor})
 
-
-def _aware(moment: datetime) -> datetime:
-    """A time without a zone is read as UTC, like every time this service prints."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
