@@ -23,6 +23,26 @@ from shared.worker import InLoopServer
 TEST_JWT_SECRET = "test-secret-for-the-suite-only-0123456789abcdef"
 
 
+# The in-loop servers share the test's event loop with their clients. When a busy machine stalls
+# that loop for seconds, uvicorn's keep-alive timer can fire before a request that a client
+# already sent on a pooled connection is read, and the request fails with a ReadError (seen on
+# CI after stalls of 3 s and more). Servers keep an idle connection a minute and clients let
+# theirs go after 2 s: 58 s of margin instead of none.
+SERVER_KEEP_ALIVE_S = 60
+CLIENT_LIMITS = httpx.Limits(keepalive_expiry=2.0)
+
+
+def in_loop_server(app) -> InLoopServer:
+    """An API served in the test's loop, with its lifespan, for `http_client`s."""
+    return InLoopServer(app, lifespan="on", keep_alive_s=SERVER_KEEP_ALIVE_S)
+
+
+def http_client(port: int, **options) -> httpx.AsyncClient:
+    """A client of an `in_loop_server` on `port`."""
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=CLIENT_LIMITS,
+                             **options)
+
+
 class Worker:
     def __init__(self, name: str, serve: Callable[..., Awaitable[None]], settings: Settings):
         self.name, self._serve, self._settings = name, serve, settings
@@ -58,13 +78,8 @@ def admin_headers(settings: Settings) -> dict[str, str]:
 class Stack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # The servers share the test's event loop with the clients. When a busy machine stalls
-        # that loop for seconds, uvicorn's keep-alive timer can fire before a request that a
-        # client already sent on a pooled connection is read, and the request fails with a
-        # ReadError (seen on CI after a 3 s stall). A minute of keep-alive, and clients that let
-        # a connection go after 2 s idle, leave 58 s of margin instead of 3.
-        self._apis = [InLoopServer(create_command_app(settings), lifespan="on", keep_alive_s=60),
-                      InLoopServer(create_query_app(settings), lifespan="on", keep_alive_s=60)]
+        self._apis = [in_loop_server(create_command_app(settings)),
+                      in_loop_server(create_query_app(settings))]
         self.relay = Worker("relay", serve_relay, settings)
         self.projector = Worker("projector", serve_projector, settings)
 
@@ -73,11 +88,8 @@ class Stack:
         query_port = await self._apis[1].start()
         # Both clients act as an admin; a test about access control sends its own tokens.
         headers = admin_headers(self.settings)
-        limits = httpx.Limits(keepalive_expiry=2.0)
-        self.commands = httpx.AsyncClient(base_url=f"http://127.0.0.1:{command_port}",
-                                          timeout=30, headers=headers, limits=limits)
-        self.queries = httpx.AsyncClient(base_url=f"http://127.0.0.1:{query_port}", timeout=30,
-                                         headers=headers, limits=limits)
+        self.commands = http_client(command_port, timeout=30, headers=headers)
+        self.queries = http_client(query_port, timeout=30, headers=headers)
         self.relay.start()
         self.projector.start()
         return self

@@ -18,9 +18,8 @@ from command_service.api.app import create_app as create_command_app
 from command_service.db import tables
 from shared.auth import ADMIN, READ, WRITE, mint_token
 from shared.config import Settings
-from shared.worker import InLoopServer
 from tests.integration.test_command_api_contract import write_model
-from tests.stack import TEST_JWT_SECRET, Stack
+from tests.stack import TEST_JWT_SECRET, Stack, http_client, in_loop_server
 from tests.support.contract import check_error
 
 NO_TOKEN: dict[str, str] = {}
@@ -369,14 +368,14 @@ async def test_an_es256_public_key_alone_is_enough(settings, tmp_path):
     (tmp_path / "public.pem").write_bytes(pem)
     public_only = settings.model_copy(update={"auth_jwt_secret": type(
         settings.auth_jwt_secret)(""), "auth_public_key": str(tmp_path / "public.pem")})
-    server = InLoopServer(create_command_app(public_only), lifespan="on")
+    server = in_loop_server(create_command_app(public_only))
     port = await server.start()
     signed = mint_token(public_only, subject="es-client", scopes=[WRITE, READ],
                         private_key=private.private_bytes(
                             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()))
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        async with http_client(port, timeout=30) as http:
             created = await http.post("/v1/customers", headers=bearer(signed), json={
                 "name": "Elliptic", "email": f"{uuid.uuid4().hex}@example.com"})
             assert created.status_code == 201, created.text
@@ -411,7 +410,7 @@ async def test_tokens_and_secrets_are_never_logged_nor_echoed(settings, caplog):
 
 async def test_an_unexpected_error_answers_500_without_internals(settings):
     app = create_command_app(settings)
-    server = InLoopServer(app, lifespan="on")
+    server = in_loop_server(app)
     port = await server.start()
 
     async def broken(_command_id: str):
@@ -419,7 +418,7 @@ async def test_an_unexpected_error_answers_500_without_internals(settings):
 
     app.state.command_service.command_status = broken
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
+        async with http_client(port, timeout=30,
                                      headers=token(settings, ADMIN)) as http:
             response = await http.get(f"/v1/commands/{uuid.uuid4()}")
     finally:
@@ -487,10 +486,10 @@ class SilentServer:
 
 
 async def _timed(app, method: str, path: str, **request) -> tuple[httpx.Response, float]:
-    server = InLoopServer(app, lifespan="on")
+    server = in_loop_server(app)
     port = await server.start()
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+        async with http_client(port, timeout=60) as http:
             started = time.monotonic()
             response = await http.request(method, path, **request)
             return response, time.monotonic() - started

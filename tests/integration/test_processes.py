@@ -9,13 +9,10 @@ import random
 import subprocess
 import time
 
-import httpx
-
 from command_service.api.app import create_app as create_command_app
 from command_service.event_log import count_events
 from shared.kafka import ensure_topic
-from shared.worker import InLoopServer
-from tests.stack import admin_headers
+from tests.stack import admin_headers, http_client, in_loop_server
 from tests.support.backends import restart_empty
 from tests.support.convergence import drift_once_converged
 from tests.support.processes import SCRIPT, Process, process_env
@@ -44,12 +41,12 @@ async def test_kill_9_of_relay_and_projector_during_a_stream_loses_and_doubles_n
                                                                      tmp_path)
     relay.start()
     projector.start()
-    api = InLoopServer(create_command_app(settings), lifespan="on")
+    api = in_loop_server(create_command_app(settings))
     port = await api.start()
     kills = 0
     started = time.monotonic()
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
+        async with http_client(port, timeout=60,
                                      headers=admin_headers(settings)) as http:
             customer = (await http.post("/v1/customers", json={
                 "name": "Chaos", "email": "chaos@example.com"})).json()["customer_id"]

@@ -9,15 +9,14 @@ import httpx
 from cli.servers.process import free_port
 from command_service.api.app import create_app as create_command_app
 from query_service.app import create_app as create_query_app
-from shared.worker import InLoopServer
-from tests.stack import admin_headers
+from tests.stack import admin_headers, http_client, in_loop_server
 
 
 async def _readyz(app) -> tuple[httpx.Response, float]:
-    server = InLoopServer(app, lifespan="on")
+    server = in_loop_server(app)
     port = await server.start()
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        async with http_client(port, timeout=30) as http:
             assert (await http.get("/healthz")).status_code == 200  # alive regardless
             started = time.monotonic()
             response = await http.get("/readyz")
@@ -52,10 +51,10 @@ async def test_a_command_while_the_database_is_down_is_503_with_retry_after(sett
     down = settings.model_copy(update={
         "database_url": f"mysql+asyncmy://root:@127.0.0.1:{free_port()}/nowhere",
         "database_timeout_s": 1})
-    server = InLoopServer(create_command_app(down), lifespan="on")
+    server = in_loop_server(create_command_app(down))
     port = await server.start()
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
+        async with http_client(port, timeout=30,
                                      headers=admin_headers(down)) as http:
             response = await http.post("/v1/customers",
                                        json={"name": "Down", "email": "down@example.com"})
