@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pymongo import DeleteMany, ReplaceOne
@@ -100,6 +101,11 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
             if have.get(name) != value or want.get(name) != value:
                 drift.append(Drift(ACCOUNTS, account_id, name, value, have.get(name),
                                    row.customer_id))
+        # Only the event log knows when the status last changed.
+        changed_at = want.get("status_changed_at")
+        if not _same_moment(have.get("status_changed_at"), changed_at):
+            drift.append(Drift(ACCOUNTS, account_id, "status_changed_at", changed_at,
+                               have.get("status_changed_at"), row.customer_id))
     drift += [Drift(ACCOUNTS, doc_id, "_id", None, doc_id, doc.get("customer_id"))
               for doc_id, doc in actual_accounts.items()]
 
@@ -147,6 +153,13 @@ async def find_lasting_drift(engine: AsyncEngine, views: ViewDatabase,
     seen = {(d.view, d.doc_id, d.field): repr(d.actual) for d in first}
     return [d for d in await find_drift(engine, views)
             if seen.get((d.view, d.doc_id, d.field)) == repr(d.actual)]
+
+
+def _same_moment(stored: datetime | None, folded: datetime | None) -> bool:
+    """The read store keeps milliseconds (BSON dates); the event log, microseconds."""
+    if stored is None or folded is None:
+        return stored is folded
+    return abs((stored - folded).total_seconds()) < 0.001
 
 
 def _entries(doc: Doc) -> list[tuple]:

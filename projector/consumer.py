@@ -191,7 +191,8 @@ class Projector(ConsumerRebalanceListener):
                     self._judge.judge(plan, [p.event for p in to_plan])]
         if parking:
             await self._dead_letters.park(
-                [(p.event, error, p.partition.partition, p.offset) for p, error in parking])
+                [(p.event, error, p.partition.partition, p.offset) for p, error in parking],
+                as_sent={p.event.event_id: p.raw for p, _ in parking if p.raw is not None})
             self._parked.add({p.event.aggregate_id for p, _ in parking})
             EVENTS.labels("parked").inc(len(parking))
             self._unreadable.clear()

@@ -85,15 +85,18 @@ class DeadLetters:
         cursor = self._collection.find(query, {"aggregate_id": 1, "_id": 0})
         return {doc["aggregate_id"] async for doc in cursor if doc.get("aggregate_id")}
 
-    async def park(self, entries: list[tuple[EventEnvelope, str, int, int]]) -> None:
-        """(event, reason, partition, offset). Idempotent: an event is parked once."""
+    async def park(self, entries: list[tuple[EventEnvelope, str, int, int]],
+                   as_sent: dict[str, str] | None = None) -> None:
+        """(event, reason, partition, offset). Idempotent: an event is parked once. `as_sent`:
+        event id -> the message value to keep instead of the event as this release read it."""
         now = utc_now()
+        as_sent = as_sent or {}
         await self._collection.bulk_write([
             ReplaceOne({"_id": event.event_id}, {
                 "aggregate_id": event.aggregate_id, "aggregate_type": event.aggregate_type,
                 "version": event.version, "event_type": event.event_type,
-                "envelope": event.to_json(), "error": reason, "status": PARKED,
-                "partition": partition, "offset": offset, "parked_at": now,
+                "envelope": as_sent.get(event.event_id) or event.to_json(), "error": reason,
+                "status": PARKED, "partition": partition, "offset": offset, "parked_at": now,
             }, upsert=True)
             for event, reason, partition, offset in entries
         ], ordered=False)

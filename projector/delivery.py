@@ -23,12 +23,13 @@ AFTER_THE_UPGRADE = "deploy a projector that reads it, then `cqrs-accounts dlq r
 class Delivered:
     """An event and where it came from, so its offset can bound the commit."""
 
-    __slots__ = ("event", "partition", "offset", "headers")
+    __slots__ = ("event", "partition", "offset", "headers", "raw")
 
     def __init__(self, event: EventEnvelope, partition: TopicPartition, offset: int,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, raw: str | None = None) -> None:
         self.event, self.partition, self.offset = event, partition, offset
         self.headers = headers or {}
+        self.raw = raw  # the message value as sent, kept for an event parked as unreadable
 
     def log(self, level: int, message: str, *args) -> None:
         """Log in the context of the command that caused this event (its Kafka headers)."""
@@ -62,8 +63,10 @@ def decode_batch(batch: dict[TopicPartition, list], reader: EventReader) -> Deco
             try:
                 delivered = Delivered(reader.read(event), partition, message.offset, headers)
             except UnreadableEvent as exc:
-                decoded.unreadable.append((Delivered(event, partition, message.offset, headers),
-                                           f"{exc}; {AFTER_THE_UPGRADE}"))
+                raw = message.value.decode() if isinstance(message.value, bytes) \
+                    else message.value
+                decoded.unreadable.append((Delivered(event, partition, message.offset, headers,
+                                                     raw), f"{exc}; {AFTER_THE_UPGRADE}"))
                 continue
             decoded.readable.append(delivered)
     return decoded

@@ -135,8 +135,6 @@ def apply_to_customer(doc: Doc | None, event: EventEnvelope) -> Doc:
     return doc
 
 
-
-
 def daily_stats_id(event: EventEnvelope) -> str | None:
     """Daily figures are kept per customer, UTC day and currency."""
     if transaction_kind(event) is None:

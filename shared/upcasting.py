@@ -25,7 +25,7 @@ Upcaster = Callable[[Payload], Payload]
 
 # The schema version of each event type that this release's projections are written for. A
 # reader may know a version before any producer writes it (deploy readers first); it must
-# know every version this release's producer writes (tests/unit/test_event_versions.py).
+# know every version this release's producer writes (tests/unit/test_upcasting.py).
 READABLE_VERSIONS: Mapping[str, int] = {
     "CustomerRegistered": 1,
     "AccountOpened": 2,
@@ -97,7 +97,7 @@ class EventReader:
                 raise UnreadableEvent(f"no upcaster from {event.event_type} v{version}")
             try:
                 payload = step(payload)
-            except (KeyError, TypeError, ValueError) as exc:
+            except Exception as exc:  # whatever it is, the event cannot be read: park it
                 raise UnreadableEvent(f"cannot upcast {event.event_type} v{version}: "
                                       f"{exc.__class__.__name__} {exc}") from None
         return dataclasses.replace(event, schema_version=target, payload=payload)

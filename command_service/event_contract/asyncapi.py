@@ -34,7 +34,9 @@ def message_name(event_type: str, version: int) -> str:
 
 
 def _message(event_type: str, version: int, schema: Schema) -> dict[str, Any]:
-    headers = {"type": "object", "required": ROUTING_HEADERS, "properties": {
+    # Before schema versions existed, no message had the header: version 1 may lack it.
+    required = [h for h in ROUTING_HEADERS if version > 1 or h != "schema_version"]
+    headers = {"type": "object", "required": required, "properties": {
         **HEADERS, "event_type": {"const": event_type},
         "schema_version": {"const": str(version)}}}
     payload = {key: value for key, value in schema.items() if key not in ("$schema", "$id")}

@@ -107,14 +107,17 @@ def message_schema(event_type: str, version: int, aggregate_type: str, shape: ty
         "title": f"{event_type}, schema version {version}",
         "description": description,
         "type": "object",
-        "required": ["event_id", "event_type", "schema_version", "aggregate_type",
-                     "aggregate_id", "version", "position", "occurred_at", "command_id",
-                     "payload"],
+        # Messages written before schema versions existed carry none: they are version 1.
+        "required": ["event_id", "event_type", *(["schema_version"] if version > 1 else []),
+                     "aggregate_type", "aggregate_id", "version", "position", "occurred_at",
+                     "command_id", "payload"],
         "properties": {
             "event_id": ENVELOPE_FIELDS["event_id"],
             "event_type": {"const": event_type},
-            "schema_version": {"const": version,
-                               "description": "The version of this event type's payload shape."},
+            "schema_version": {"const": version, **({"default": 1} if version == 1 else {}),
+                               "description": "The version of this event type's payload shape"
+                               + (" (absent from messages written before versions existed)."
+                                  if version == 1 else ".")},
             "aggregate_type": {"const": aggregate_type},
             **{name: ENVELOPE_FIELDS[name] for name in
                ("aggregate_id", "version", "position", "occurred_at", "command_id")},

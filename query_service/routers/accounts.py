@@ -71,4 +71,3 @@ async def transactions(
                    if len(docs) > limit else None)
     return json_response({"items": [views.transaction_item(d) for d in page],
                           "next_cursor": next_cursor})
-

@@ -139,6 +139,9 @@ async def customer_transactions(
         # Newest first by time, ties by id: the cursor is the last item's (time, id).
         after = decode_cursor(cursor, {"at": str, "id": str})
         at = _cursor_time(after["at"])
+        # The bound on the time alone lets the index start at the cursor; the `$or` then
+        # drops what shares its time and came before it.
+        match.setdefault("occurred_at", {})["$lte"] = at
         match["$or"] = [{"occurred_at": {"$lt": at}},
                         {"occurred_at": at, "_id": {"$lt": after["id"]}}]
     docs = await db[TRANSACTIONS].find(match).sort(NEWEST_FIRST) \

@@ -55,6 +55,13 @@ async def test_the_account_view_says_why_and_when_its_status_last_changed(
             account_id, "status_reason", "audit", None)
         await repair(engine, views, {customer_id})
         assert await find_drift(engine, views) == []
+        await read_db[ACCOUNTS].update_one({"_id": account_id},
+                                           {"$set": {"status_changed_at": None}})
+        [drift] = await find_drift(engine, views)
+        assert (drift.field, drift.actual) == ("status_changed_at", None)
+        assert abs(drift.expected - parse_utc(frozen["status_changed_at"])).total_seconds() > 0
+        await repair(engine, views, {customer_id})
+        assert await find_drift(engine, views) == []
 
 
 async def test_transactions_of_one_kind_and_accounts_by_status_currency_and_type(

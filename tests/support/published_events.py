@@ -51,7 +51,7 @@ def validators() -> dict[tuple[str, int], jsonschema.Draft7Validator]:
 
 def contract_errors(message: dict) -> list[str]:
     """Why `message` (a Kafka message value, parsed) breaks the contract; empty when it holds."""
-    key = (message.get("event_type"), message.get("schema_version"))
+    key = (message.get("event_type"), message.get("schema_version", 1))
     validator = validators().get(key)
     if validator is None:
         return [f"no schema in docs/events/ for {key[0]} v{key[1]}"]

@@ -88,6 +88,15 @@ def test_an_older_payload_an_upcaster_cannot_read_is_unreadable_naming_the_step(
         READER.read(broken)
 
 
+def test_any_failure_of_an_upcaster_makes_the_event_unreadable_rather_than_escaping():
+    def explode(payload):
+        raise RuntimeError("a bug in an upcaster")
+
+    reader = EventReader(READABLE_VERSIONS, {**UPCASTERS, ("AccountOpened", 1): explode})
+    with pytest.raises(UnreadableEvent, match="RuntimeError a bug in an upcaster"):
+        reader.read(frozen("AccountOpened"))
+
+
 def test_this_release_reads_every_event_type_and_version_it_writes():
     """A reader may know a version before the writer writes it (readers deploy first), never
     the other way round."""
