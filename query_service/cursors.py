@@ -23,7 +23,11 @@ def decode_cursor(cursor: str, required: dict[str, type]) -> dict:
         ):
             raise ValueError("unexpected cursor shape")
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "validation_error", "the request is malformed",
-                       [{"field": "cursor", "message": "not a cursor this service issued"}]
-                       ) from None
+        raise invalid_cursor() from None
     return position
+
+
+def invalid_cursor() -> ApiError:
+    """The 422 for a cursor this service did not issue (or one whose content does not parse)."""
+    return ApiError(422, "validation_error", "the request is malformed",
+                    [{"field": "cursor", "message": "not a cursor this service issued"}])

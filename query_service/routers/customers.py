@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Response
 
 from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
-from query_service.cursors import decode_cursor, encode_cursor
+from query_service.cursors import decode_cursor, encode_cursor, invalid_cursor
 from query_service.deps import ConsistencyDep, Db, Reader
-from query_service.filters import Cursor, From, Kind, Limit, To, time_window
+from query_service.filters import Cursor, From, Kind, Limit, To, aware, time_window
 from query_service.schemas import (
     AccountList,
     AccountType,
@@ -169,9 +169,7 @@ def _cursor_time(text: str) -> datetime:
     try:
         return parse_iso_utc(text)
     except ValueError:
-        raise ApiError(422, "validation_error", "the request is malformed",
-                       [{"field": "cursor", "message": "not a cursor this service issued"}]
-                       ) from None
+        raise invalid_cursor() from None
 
 
 @router.get("/{customer_id}/stats", response_model=CustomerStats | CustomerMonthlyStats,
@@ -222,6 +220,5 @@ def _months(days: list[dict]) -> list[dict]:
 
 def _utc_day(moment: date | datetime) -> str:
     if isinstance(moment, datetime):
-        aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-        return aware.astimezone(UTC).date().isoformat()
+        return aware(moment).astimezone(UTC).date().isoformat()
     return moment.isoformat()

@@ -70,27 +70,28 @@ def last_versions(plan: BatchPlan) -> dict[str, int]:
     return {account_id: doc["version"] for account_id, doc in plan.accounts.items()}
 
 
+async def assert_projected_as(settings, read_db, expected: BatchPlan) -> None:
+    """Run the projector over what the topic holds until the views reach `expected`'s
+    versions: nothing parked, and every view exactly as planned."""
+    async with RunningProjector(settings, ReadStore(ViewDatabase(read_db))):
+        await until(lambda: views_applied(read_db, last_versions(expected)))
+    assert await DeadLetters(read_db).list() == []
+    await assert_views_are(read_db, expected)
+
+
 async def test_a_newer_producer_that_adds_fields_makes_this_projector_park_nothing(
         settings, read_db):
     newer = [json.loads(e.to_json()) | {"tenant": "eu-1"} for e in drive().log]
     for message in newer:
         message["payload"]["channel"] = "mobile"
     await publish(settings, newer)
-    expected = current_plan()
-    async with RunningProjector(settings, ReadStore(ViewDatabase(read_db))):
-        await until(lambda: views_applied(read_db, last_versions(expected)))
-    assert await DeadLetters(read_db).list() == []
-    await assert_views_are(read_db, expected)
+    await assert_projected_as(settings, read_db, current_plan())
 
 
 async def test_the_messages_of_a_release_before_schema_versions_project_as_current_ones(
         settings, read_db):
     await publish(settings, frozen_messages())
-    expected = current_plan()
-    async with RunningProjector(settings, ReadStore(ViewDatabase(read_db))):
-        await until(lambda: views_applied(read_db, last_versions(expected)))
-    assert await DeadLetters(read_db).list() == []
-    await assert_views_are(read_db, expected)
+    await assert_projected_as(settings, read_db, current_plan())
 
 
 async def test_a_newer_schema_version_is_parked_with_that_reason_and_applied_after_the_upgrade(
@@ -213,8 +214,4 @@ async def test_resend_from_publishes_an_older_release_s_outbox_rows_and_the_view
         assert await relay.run_once() == len(frozen_messages())
     finally:
         await producer.stop()
-    expected = current_plan()
-    async with RunningProjector(settings, ReadStore(ViewDatabase(read_db))):
-        await until(lambda: views_applied(read_db, last_versions(expected)))
-    assert await DeadLetters(read_db).list() == []
-    await assert_views_are(read_db, expected)
+    await assert_projected_as(settings, read_db, current_plan())
