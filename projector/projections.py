@@ -23,7 +23,8 @@ MONEY_KINDS = {
 DEBIT_KINDS = {"withdrawal", "transfer_out"}
 STATUS_AFTER = {"AccountFrozen": "frozen", "AccountUnfrozen": "active", "AccountClosed": "closed"}
 ACCOUNT_EVENTS = {"AccountOpened", *MONEY_KINDS, *STATUS_AFTER}
-CUSTOMER_EVENTS = {"CustomerRegistered"}
+CUSTOMER_EVENTS = {"CustomerRegistered", "CustomerRenamed", "CustomerEmailChanged",
+                   "CustomerClosed"}
 
 
 class UnknownEventError(ValueError):
@@ -107,11 +108,9 @@ def apply_to_customer(doc: Doc | None, event: EventEnvelope) -> Doc:
     the next one); an account event updates that account's entry, once: an entry already at
     or past the event's version is left alone, so re-applying an event changes nothing."""
     doc = _empty_customer(_customer_id(event)) if doc is None else _copy_customer(doc)
-    if event.event_type == "CustomerRegistered":
-        p = event.payload
-        doc.update(name=p["name"], email=p["email"], name_lower=p["name"].lower(),
-                   email_lower=p["email"].lower(), version=event.version,
-                   created_at=doc.get("created_at") or event.occurred_at)
+    if event.event_type in CUSTOMER_EVENTS:
+        _apply_customer_fields(doc, event)
+        doc["version"] = event.version
     elif event.aggregate_type == "account":
         entries = doc["accounts"]
         index = next((i for i, a in enumerate(entries) if a["account_id"] == event.aggregate_id),
@@ -160,6 +159,19 @@ def apply_to_daily_stats(doc: Doc | None, event: EventEnvelope) -> Doc:
     doc[STATS_FIELDS[kind]] += money_amount(event)
     doc["count"] += 1
     return doc
+
+
+def _apply_customer_fields(doc: Doc, event: EventEnvelope) -> None:
+    """What one of the customer's own events changes in its 360 view."""
+    p = event.payload
+    if event.event_type == "CustomerRegistered":
+        doc.update(status="active", created_at=doc.get("created_at") or event.occurred_at)
+    if "name" in p:
+        doc.update(name=p["name"], name_lower=p["name"].lower())
+    if "email" in p:
+        doc.update(email=p["email"], email_lower=p["email"].lower())
+    if event.event_type == "CustomerClosed":
+        doc.update(status="closed", status_reason=p["reason"], closed_at=event.occurred_at)
 
 
 def _account_entry(event: EventEnvelope) -> Doc:

@@ -28,6 +28,9 @@ Upcaster = Callable[[Payload], Payload]
 # know every version this release's producer writes (tests/unit/test_upcasting.py).
 READABLE_VERSIONS: Mapping[str, int] = {
     "CustomerRegistered": 1,
+    "CustomerRenamed": 1,
+    "CustomerEmailChanged": 1,
+    "CustomerClosed": 1,
     "AccountOpened": 2,
     "MoneyDeposited": 1,
     "MoneyWithdrawn": 1,

@@ -84,6 +84,16 @@ class SameAccountError(DomainError):
     message = "a transfer needs two different accounts"
 
 
+class AccountsOpenError(DomainError):
+    code = "accounts_open"
+    message = "a customer can be closed only once every account of it is closed"
+
+
+class CustomerClosedError(DomainError):
+    code = "customer_closed"
+    message = "the customer is closed and accepts no command"
+
+
 class EmailTakenError(DomainError):
     code = "email_taken"
     message = "a customer with this email already exists"

@@ -52,6 +52,36 @@ class CustomerRegistered(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CustomerEvent(DomainEvent):
+    """Base of the customer's own events after its registration."""
+
+    aggregate_type: ClassVar[str] = "customer"
+    customer_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerRenamed(CustomerEvent):
+    """The customer's name was changed."""
+
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerEmailChanged(CustomerEvent):
+    """The customer's email address was changed; the old one is free for others."""
+
+    email: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerClosed(CustomerEvent):
+    """The customer was closed, every account closed first: it accepts no command any more,
+    and its email address is free for a new customer."""
+
+    reason: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class AccountEvent(DomainEvent):
     """Base of every event of an account: which account, whose, and in what currency."""
 
@@ -136,6 +166,7 @@ class AccountClosed(AccountEvent):
 
 # Every event type the service publishes, in the order the contract lists them.
 PUBLISHED_EVENTS: tuple[type[DomainEvent], ...] = (
-    CustomerRegistered, AccountOpened, MoneyDeposited, MoneyWithdrawn, TransferSent,
-    TransferReceived, AccountFrozen, AccountUnfrozen, AccountClosed,
+    CustomerRegistered, CustomerRenamed, CustomerEmailChanged, CustomerClosed,
+    AccountOpened, MoneyDeposited, MoneyWithdrawn, TransferSent, TransferReceived,
+    AccountFrozen, AccountUnfrozen, AccountClosed,
 )

@@ -16,8 +16,10 @@ from command_service.domain.errors import (
     AccountClosedError,
     AccountFrozenError,
     AccountNotFrozenError,
+    AccountsOpenError,
     BalanceNotZeroError,
     CurrencyMismatchError,
+    CustomerClosedError,
     InsufficientFundsError,
     SameAccountError,
 )
@@ -34,12 +36,18 @@ class AccountStatus(StrEnum):
     CLOSED = "closed"
 
 
+class CustomerStatus(StrEnum):
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
 @dataclass
 class Customer:
     customer_id: str
     name: str
     email: str
     version: int = 0
+    status: CustomerStatus = CustomerStatus.ACTIVE
     pending_events: list[ev.DomainEvent] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -53,6 +61,35 @@ class Customer:
             )
         )
         return customer
+
+    def change(self, *, name: str | None, email: str | None, now: datetime) -> None:
+        """One event per field whose value changes; a field equal to its value changes
+        nothing, so a request that changes nothing records nothing."""
+        self._require_not_closed()
+        if name is not None and name != self.name:
+            self.name = name
+            self._record(ev.CustomerRenamed, now, name=name)
+        if email is not None and email != self.email:
+            self.email = email
+            self._record(ev.CustomerEmailChanged, now, email=email)
+
+    def close(self, *, reason: str | None, open_accounts: int, now: datetime) -> None:
+        """`open_accounts`: how many of the customer's accounts are not closed."""
+        self._require_not_closed()
+        if open_accounts:
+            raise AccountsOpenError()
+        self.status = CustomerStatus.CLOSED
+        self._record(ev.CustomerClosed, now, reason=reason)
+
+    def _require_not_closed(self) -> None:
+        if self.status is CustomerStatus.CLOSED:
+            raise CustomerClosedError()
+
+    def _record(self, event_type: type[ev.CustomerEvent], now: datetime, **fields) -> None:
+        self.version += 1
+        self.pending_events.append(event_type(
+            aggregate_id=self.customer_id, version=self.version, occurred_at=now,
+            customer_id=self.customer_id, **fields))
 
 
 @dataclass

@@ -47,6 +47,9 @@ PAYLOAD_FIELDS: dict[str, Schema] = {
     "transfer_id": UUID | {"description": "The transfer's id, shared by its two events."},
     "counterparty_account_id": UUID | {"description": "The other account of the transfer."},
     "reason": {"minLength": 1, "maxLength": 200, "description": "Why the account was frozen."},
+    # A field whose meaning differs in one event type: "<EventType>.<field>" wins.
+    "CustomerClosed.reason": {"maxLength": 200,
+                              "description": "Why the customer was closed, if a reason was given."},
 }
 
 ENVELOPE_FIELDS: dict[str, Schema] = {
@@ -88,10 +91,12 @@ def payload_schema(shape: type) -> Schema:
     for field in dataclasses.fields(shape):
         if field.name in envelope:
             continue
-        if field.name not in PAYLOAD_FIELDS:
+        described = PAYLOAD_FIELDS.get(f"{shape.__name__}.{field.name}",
+                                       PAYLOAD_FIELDS.get(field.name))
+        if described is None:
             raise KeyError(f"{shape.__name__}.{field.name} has no description in "
                            "command_service/event_contract/schemas.py PAYLOAD_FIELDS")
-        schema = _json_type(hints[field.name]) | PAYLOAD_FIELDS[field.name]
+        schema = _json_type(hints[field.name]) | described
         if "enum" in schema:  # an enum's values say its type, and null is not among them
             schema.pop("type")
         properties[field.name] = schema

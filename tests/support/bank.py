@@ -23,6 +23,7 @@ class Bank:
     def __init__(self) -> None:
         self.clock = T0
         self.log: list[EventEnvelope] = []
+        self.customers: dict[str, Customer] = {}
 
     def _now(self) -> datetime:
         self.clock += timedelta(seconds=1)
@@ -44,6 +45,7 @@ class Bank:
                  email="Ada@Example.com") -> EventEnvelope:
         customer = Customer.register(customer_id=customer_id, name=name, email=email,
                                      now=self._now())
+        self.customers[customer_id] = customer
         return self._publish(customer)[0]
 
     def open(self, account_id, customer_id=ADA, currency="USD", initial=0,
@@ -84,6 +86,17 @@ class Bank:
     def close(self, account: Account) -> EventEnvelope:
         account.close(now=self._now())
         return self._publish(account)[0]
+
+    def change_customer(self, customer_id=ADA, name=None, email=None) -> list[EventEnvelope]:
+        customer = self.customers[customer_id]
+        customer.change(name=name, email=email, now=self._now())
+        return self._publish(customer)
+
+    def close_customer(self, customer_id=ADA, reason=None,
+                       open_accounts: int = 0) -> EventEnvelope:
+        customer = self.customers[customer_id]
+        customer.close(reason=reason, open_accounts=open_accounts, now=self._now())
+        return self._publish(customer)[0]
 
     def of(self, aggregate_id: str) -> list[EventEnvelope]:
         return [e for e in self.log if e.aggregate_id == aggregate_id]

@@ -1,7 +1,9 @@
 """A small bank's whole history, every event type in it, with deterministic ids: the same
 scenario driven through the domain of any release gives the same events, ids included, in
-that release's shapes. tests/fixtures/events/ keeps what earlier releases made of it, frozen,
-so the current release's reading of old events can be compared with its own events."""
+that release's shapes. A release that adds steps adds them at the end, so what an earlier
+release made of the scenario is a prefix of what a later one makes. tests/fixtures/events/
+keeps what earlier releases made of it, frozen, so the current release's reading of old
+events can be compared with its own events."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ FROZEN_HISTORIES = sorted(FIXTURES.glob("*.jsonl"))
 ADA_USD = "5d1b5a8e-0000-4000-8000-0000000000a1"
 ADA_EUR = "5d1b5a8e-0000-4000-8000-0000000000a2"
 BOB_USD = "5d1b5a8e-0000-4000-8000-0000000000b1"
+CY = "0b7e6c1a-0000-4000-8000-00000000000c"
 
 
 @contextlib.contextmanager
@@ -35,7 +38,8 @@ def deterministic_ids() -> Iterator[None]:
 
 
 def drive() -> Bank:
-    """Two customers, three accounts, every kind of money movement and every status change."""
+    """Three customers, three accounts, every kind of money movement, every status change,
+    and every change of a customer."""
     with deterministic_ids():
         bank = Bank()
         bank.register()
@@ -52,6 +56,12 @@ def drive() -> Bank:
         bank.unfreeze(bob_usd)
         bank.withdraw(ada_eur, 40_000)
         bank.close(ada_eur)
+        # Steps are only ever added at the end, so a frozen history stays a prefix of the log.
+        # Added with customer changes and closure:
+        bank.change_customer(BOB, name="Bob A. Babbage")
+        bank.change_customer(name="Ada King", email="ada.king@example.com")
+        bank.register(customer_id=CY, name="Cy Leaving", email="cy@example.com")
+        bank.close_customer(CY, reason="moved abroad")
     return bank
 
 

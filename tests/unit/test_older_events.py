@@ -25,10 +25,9 @@ def older_events(history: Path) -> list[EventEnvelope]:
     return [EventEnvelope.from_json(message) for message in frozen_messages(history)]
 
 
-@histories
-def test_a_frozen_history_holds_every_event_type_the_service_publishes(history):
-    assert {e.event_type for e in older_events(history)} == {
-        c.__name__ for c in PUBLISHED_EVENTS}
+def test_the_scenario_holds_every_event_type_the_service_publishes():
+    """So that freezing it before a change keeps an example of every type's older shape."""
+    assert {e.event_type for e in drive().log} == {c.__name__ for c in PUBLISHED_EVENTS}
 
 
 def test_every_version_no_longer_written_has_a_frozen_example():
@@ -37,11 +36,17 @@ def test_every_version_no_longer_written_has_a_frozen_example():
     assert set(PAST_PAYLOADS) <= frozen
 
 
+def current_prefix(older: list[EventEnvelope]) -> list[EventEnvelope]:
+    """Today's events for the part of the scenario that the frozen release had."""
+    return drive().log[:len(older)]
+
+
 @histories
 def test_a_frozen_history_is_the_current_scenario_in_older_shapes(history):
     """Same events, ids, versions and times: only schema versions and payload shapes differ,
     so the comparison below compares reading, not two different histories."""
-    older, current = older_events(history), drive().log
+    older = older_events(history)
+    current = current_prefix(older)
     assert [(e.event_id, e.event_type, e.aggregate_id, e.version, e.occurred_at, e.position)
             for e in older] == [
         (e.event_id, e.event_type, e.aggregate_id, e.version, e.occurred_at, e.position)
@@ -51,9 +56,10 @@ def test_a_frozen_history_is_the_current_scenario_in_older_shapes(history):
 
 @histories
 def test_an_older_history_plans_exactly_the_views_of_the_current_one(history):
-    from_older = plan_batch([READER.read(e) for e in older_events(history)], {}, {})
-    from_current = plan_batch(drive().log, {}, {})
+    older = older_events(history)
+    from_older = plan_batch([READER.read(e) for e in older], {}, {})
+    from_current = plan_batch(current_prefix(older), {}, {})
     assert not from_older.failed and not from_older.held
-    assert len(from_older.applied) == len(from_current.applied) == len(drive().log)
+    assert len(from_older.applied) == len(from_current.applied) == len(older)
     for view in ("accounts", "customers", "transactions", "daily_stats"):
         assert getattr(from_older, view) == getattr(from_current, view), view

@@ -414,9 +414,10 @@ def test_the_customer_view_refuses_an_unknown_customer_event():
     bank = Bank()
     bank.register()
     doc = customer_view(bank.log)
-    renamed = hand_made("CustomerRenamed", ADA, 2, {"name": "x"}, aggregate_type="customer")
-    with pytest.raises(UnknownEventError, match="CustomerRenamed"):
-        apply_to_customer(doc, renamed)
+    nicknamed = hand_made("CustomerNicknamed", ADA, 2, {"nickname": "x"},
+                          aggregate_type="customer")
+    with pytest.raises(UnknownEventError, match="CustomerNicknamed"):
+        apply_to_customer(doc, nicknamed)
 
 
 # -- the API shapes (query_service/views.py) -------------------------------------------------
