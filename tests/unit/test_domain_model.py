@@ -12,16 +12,24 @@ from command_service.domain.errors import (
     AccountClosedError,
     AccountFrozenError,
     AccountNotFrozenError,
+    AccountsOpenError,
     AlreadyExistsError,
     BalanceNotZeroError,
     CurrencyMismatchError,
+    CustomerClosedError,
     DomainError,
     EmailTakenError,
     InsufficientFundsError,
     NotFoundError,
     SameAccountError,
 )
-from command_service.domain.model import Account, AccountStatus, AccountType, Customer
+from command_service.domain.model import (
+    Account,
+    AccountStatus,
+    AccountType,
+    Customer,
+    CustomerStatus,
+)
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
@@ -494,3 +502,48 @@ def test_a_command_that_waited_for_the_lock_never_stamps_an_earlier_time():
     account.deposit(amount_minor=1, transaction_id="u", reference=None,
                     now=later + timedelta(seconds=1))
     assert account.pending_events[-1].occurred_at == later + timedelta(seconds=1)
+
+
+# -- customer changes and closure ------------------------------------------------------------
+
+def _customer() -> Customer:
+    customer = Customer.register(customer_id="c", name="Ada", email="ada@example.com", now=NOW)
+    customer.pending_events.clear()
+    return customer
+
+
+def test_a_change_records_one_event_per_field_whose_value_changes():
+    customer = _customer()
+    customer.change(name="Ada King", email="ada@example.com", now=NOW)
+    assert [type(e).__name__ for e in customer.pending_events] == ["CustomerRenamed"]
+    customer.change(name="Ada King", email="ada.king@example.com", now=NOW)
+    assert [(type(e).__name__, e.version) for e in customer.pending_events] == [
+        ("CustomerRenamed", 2), ("CustomerEmailChanged", 3)]
+    assert (customer.name, customer.email, customer.version) == (
+        "Ada King", "ada.king@example.com", 3)
+
+
+def test_a_change_to_the_same_values_records_nothing():
+    customer = _customer()
+    customer.change(name="Ada", email=None, now=NOW)
+    customer.change(name=None, email="ada@example.com", now=NOW)
+    assert customer.pending_events == [] and customer.version == 1
+
+
+def test_a_customer_with_an_open_account_cannot_be_closed():
+    customer = _customer()
+    with pytest.raises(AccountsOpenError):
+        customer.close(reason=None, open_accounts=1, now=NOW)
+    assert customer.status is CustomerStatus.ACTIVE and customer.pending_events == []
+
+
+def test_a_closed_customer_refuses_every_command():
+    customer = _customer()
+    customer.close(reason="moved abroad", open_accounts=0, now=NOW)
+    [closed] = customer.pending_events
+    assert (type(closed).__name__, closed.reason, closed.version) == (
+        "CustomerClosed", "moved abroad", 2)
+    with pytest.raises(CustomerClosedError):
+        customer.change(name="Someone Else", email=None, now=NOW)
+    with pytest.raises(CustomerClosedError):
+        customer.close(reason=None, open_accounts=0, now=NOW)

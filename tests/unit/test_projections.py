@@ -511,3 +511,18 @@ def test_a_customer_search_item_is_id_name_and_email():
     _, doc, _ = _full_story()
     assert views.customer_item(doc) == {"customer_id": ADA, "name": "Ada Lovelace",
                                         "email": "Ada@Example.com"}
+
+
+def test_customer_changes_and_closure_reach_the_customer_view():
+    bank = Bank()
+    bank.register()
+    bank.change_customer(name="Ada King", email="Ada.King@Example.com")
+    closed = bank.close_customer(reason="moved abroad")
+    doc = customer_view(bank.log)
+    assert {k: doc[k] for k in ("name", "name_lower", "email", "email_lower", "status",
+                                "status_reason", "version")} == {
+        "name": "Ada King", "name_lower": "ada king", "email": "Ada.King@Example.com",
+        "email_lower": "ada.king@example.com", "status": "closed",
+        "status_reason": "moved abroad", "version": 4}
+    assert doc["closed_at"] == closed.occurred_at
+    assert customer_view(bank.log[:1])["status"] == "active"
