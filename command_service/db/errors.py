@@ -110,8 +110,8 @@ _VIOLATIONS = {
     "commands.subject,commands.idempotency_key": "idempotency",
     "uq_events_aggregate_version": "aggregate_version",
     "events.aggregate_id,events.version": "aggregate_version",
-    "uq_customers_email_normalized": "email",
-    "customers.email_normalized": "email",
+    "uq_customers_email_active": "email",
+    "customers.email_active": "email",
     "customers.primary": "id", "customers.customer_id": "id",
     "accounts.primary": "id", "accounts.account_id": "id",
 }

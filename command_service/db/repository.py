@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from command_service.db.errors import ConcurrentUpdateError
 from command_service.db.tables import accounts, customers, naive_utc
-from command_service.domain.model import Account, AccountStatus, AccountType, Customer
+from command_service.domain.model import (
+    Account,
+    AccountStatus,
+    AccountType,
+    Customer,
+    CustomerStatus,
+)
 from command_service.ports import Aggregates
 
 
@@ -28,12 +34,17 @@ class SqlAggregates(Aggregates):
         if row is None:
             return None
         customer = Customer(customer_id=row["customer_id"], name=row["name"],
-                            email=row["email"], version=row["version"])
+                            email=row["email"], version=row["version"],
+                            status=CustomerStatus(row["status"]))
         return self._track(customer, customer.version)
 
-    async def email_in_use(self, email: str) -> bool:
-        found = await self._conn.scalar(_EMAIL_OWNER, {"email": email.lower()})
-        return found is not None
+    async def email_owner(self, email: str) -> str | None:
+        """The open customer that holds this address (case-insensitive), if any."""
+        return await self._conn.scalar(_EMAIL_OWNER, {"email": email.lower()})
+
+    async def open_account_count(self, customer_id: str) -> int:
+        """How many of the customer's accounts are not closed."""
+        return await self._conn.scalar(_OPEN_ACCOUNTS, {"customer_id": customer_id})
 
     async def accounts_for_update(self, *account_ids: str) -> dict[str, Account]:
         """Lock the accounts' rows in one stable order (sorted ids), so two commands touching the
@@ -77,7 +88,8 @@ class SqlAggregates(Aggregates):
         if isinstance(aggregate, Customer):
             table, key_id = customers, aggregate.customer_id
             values = dict(name=aggregate.name, email=aggregate.email,
-                          email_normalized=aggregate.email.lower(), version=aggregate.version,
+                          email_normalized=aggregate.email.lower(),
+                          status=str(aggregate.status), version=aggregate.version,
                           updated_at=now)
             insert_only = dict(customer_id=key_id, created_at=now)
         else:
@@ -107,7 +119,9 @@ class SqlAggregates(Aggregates):
 # command's CPU. Parameters are bound at execution; an UPDATE sets the columns it is given.
 _CUSTOMER = sa.select(customers).where(customers.c.customer_id == sa.bindparam("customer_id"))
 _EMAIL_OWNER = sa.select(customers.c.customer_id).where(
-    customers.c.email_normalized == sa.bindparam("email"))
+    customers.c.email_active == sa.bindparam("email"))
+_OPEN_ACCOUNTS = sa.select(sa.func.count()).select_from(accounts).where(
+    accounts.c.customer_id == sa.bindparam("customer_id"), accounts.c.status != "closed")
 _ACCOUNT_FOR_UPDATE = sa.select(accounts).where(
     accounts.c.account_id == sa.bindparam("account_id")).with_for_update()
 _ACCOUNT_OWNER = sa.select(accounts.c.customer_id).where(

@@ -33,12 +33,18 @@ customers = sa.Table(
     sa.Column("customer_id", sa.String(36), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("email", sa.String(320), nullable=False),
-    # Lower-cased copy: the unique index makes email uniqueness case-insensitive on any backend.
+    # Lower-cased copy, so that uniqueness is case-insensitive on any backend.
     sa.Column("email_normalized", sa.String(320), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # active | closed
+    # The address while the customer is open, NULL once closed: unique, so an address is held
+    # by one open customer at most and closing frees it (migration 0004 says why this shape).
+    sa.Column("email_active", sa.String(320),
+              sa.Computed("CASE WHEN status = 'closed' THEN NULL ELSE email_normalized END",
+                          persisted=True)),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
-    sa.UniqueConstraint("email_normalized", name="uq_customers_email_normalized"),
+    sa.UniqueConstraint("email_active", name="uq_customers_email_active"),
 )
 
 accounts = sa.Table(

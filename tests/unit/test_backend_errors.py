@@ -36,7 +36,7 @@ def mysql(orig: Exception, statement: str = "INSERT INTO customers (...)") -> DB
 
 @pytest.mark.parametrize("statement,message,rule", [
     ("INSERT INTO customers (...)",
-     "Duplicate entry 'a@x.io' for key 'uq_customers_email_normalized'", "email"),
+     "Duplicate entry 'a@x.io' for key 'uq_customers_email_active'", "email"),
     ("INSERT INTO customers (...)", "Duplicate entry 'c-1' for key 'PRIMARY'", "id"),
     ("INSERT INTO accounts (...)", "Duplicate entry 'a-1' for key 'accounts.PRIMARY'", "id"),
     ("INSERT INTO commands (...)",
@@ -72,10 +72,10 @@ def test_mysql_deadlock_1213_and_lock_wait_timeout_1205_are_retried(code, messag
     (MySQLOperationalError(1205, "Beim Warten auf eine Sperre wurde die zulässige Wartezeit "
                                  "überschritten"), Meaning.LOCK_TIMEOUT),
     (MySQLIntegrityError(1062, "Doppelter Eintrag 'a@x.io' für Schlüssel "
-                               "'uq_customers_email_normalized'"), Meaning.UNIQUE_VIOLATION),
+                               "'uq_customers_email_active'"), Meaning.UNIQUE_VIOLATION),
     # The duplicate value is user data: it never makes a unique violation a deadlock.
     (MySQLIntegrityError(1062, "Duplicate entry 'Deadlock found@x.io' for key "
-                               "'uq_customers_email_normalized'"), Meaning.UNIQUE_VIOLATION),
+                               "'uq_customers_email_active'"), Meaning.UNIQUE_VIOLATION),
     (MySQLIntegrityError(1452, "Cannot add or update a child row: a foreign key constraint "
                                "fails"), None),
 ])
@@ -111,7 +111,7 @@ NOW = datetime(2026, 11, 23, 12, 0, 0)
 
 
 def customer(customer_id: str, email: str) -> dict:
-    return dict(customer_id=customer_id, name="A", email=email, email_normalized=email,
+    return dict(customer_id=customer_id, name="A", email=email, email_normalized=email, status="active",
                 version=1, created_at=NOW, updated_at=NOW)
 
 
@@ -166,7 +166,7 @@ def test_sqlite_other_constraints_are_no_unique_violation():
 
 
 @pytest.mark.parametrize("text", ["database is locked",
-                                  "UNIQUE constraint failed: customers.email_normalized"])
+                                  "UNIQUE constraint failed: customers.email_active"])
 def test_sqlite_the_code_decides_whatever_the_message_says(text):
     """A trigger's RAISE words its message freely; SQLite's code says what happened."""
     conn = sqlite3.connect(":memory:")
@@ -216,7 +216,7 @@ def test_sqlite_an_error_without_its_code_falls_back_to_the_message():
     assert not hasattr(locked, "sqlite_errorcode")
     assert meaning(locked) is Meaning.BUSY
     duplicate = IntegrityError("INSERT INTO customers (...)", {}, sqlite3.IntegrityError(
-        "UNIQUE constraint failed: customers.email_normalized"))
+        "UNIQUE constraint failed: customers.email_active"))
     assert unique_violation(duplicate) == "email"
 
 

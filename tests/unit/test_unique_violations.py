@@ -15,7 +15,7 @@ def _error(statement: str, *args) -> IntegrityError:
 
 @pytest.mark.parametrize("statement,args,expected", [
     ("INSERT INTO customers (...)",
-     (1062, "Duplicate entry 'idempotency_key@x.io' for key 'uq_customers_email_normalized'"),
+     (1062, "Duplicate entry 'idempotency_key@x.io' for key 'uq_customers_email_active'"),
      "email"),
     ("INSERT INTO accounts (...)", (1062, "Duplicate entry 'uq_events_aggregate_version' for "
                                           "key 'PRIMARY'"), "id"),
@@ -24,7 +24,7 @@ def _error(statement: str, *args) -> IntegrityError:
      "idempotency"),
     ("INSERT INTO events (...)", (1062, "Duplicate entry 'a-2' for key "
                                         "'uq_events_aggregate_version'"), "aggregate_version"),
-    ("INSERT INTO customers (...)", ("UNIQUE constraint failed: customers.email_normalized",),
+    ("INSERT INTO customers (...)", ("UNIQUE constraint failed: customers.email_active",),
      "email"),
     ("INSERT INTO commands (...)",
      ("UNIQUE constraint failed: commands.subject, commands.idempotency_key",), "idempotency"),
