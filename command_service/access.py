@@ -3,8 +3,9 @@ command naming its subject) and answered 403; it writes nothing else.
 
 - Every command needs the `accounts:write` scope (or `admin`).
 - A customer's token (one with a `customer_id` claim and without `admin`) acts for that customer
-  only: it registers that customer, opens accounts for it, and deposits to, withdraws from,
-  closes or transfers out of that customer's accounts. A transfer may go to anyone's account.
+  only: it registers that customer, changes or closes it, opens accounts for it, and deposits
+  to, withdraws from, closes or transfers out of that customer's accounts. A transfer may go to
+  anyone's account.
   Freezing and unfreezing are the bank's decisions, never the customer's.
 """
 
@@ -32,7 +33,8 @@ def check_command(principal: Principal, command: c.Command) -> None:
         raise Forbidden(f"the token lacks the {WRITE} scope", WRITE)
     if not principal.restricted:
         return
-    if isinstance(command, c.RegisterCustomer | c.OpenAccount) \
+    if isinstance(command, c.RegisterCustomer | c.ChangeCustomer | c.CloseCustomer
+                  | c.OpenAccount) \
             and command.customer_id != principal.customer_id:
         raise Forbidden("this token acts for another customer")
     if isinstance(command, c.FreezeAccount | c.UnfreezeAccount):

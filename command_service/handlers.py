@@ -35,7 +35,7 @@ async def register_customer(uow: UnitOfWork, cmd: c.RegisterCustomer, now: datet
     # Ids are client-chosen, and customers and accounts share one event log keyed by id.
     if await uow.aggregates.account_exists(cmd.customer_id):
         raise AlreadyExistsError("account", cmd.customer_id)
-    if await uow.aggregates.email_in_use(cmd.email):
+    if await uow.aggregates.email_owner(cmd.email) is not None:
         raise EmailTakenError()
     customer = Customer.register(customer_id=cmd.customer_id, name=cmd.name, email=cmd.email,
                                  now=now)
@@ -44,9 +44,38 @@ async def register_customer(uow: UnitOfWork, cmd: c.RegisterCustomer, now: datet
                    {customer.customer_id: customer.version})
 
 
+async def _locked_customer(uow: UnitOfWork, customer_id: str) -> Customer:
+    customer = await uow.aggregates.customer(customer_id, for_update=True)
+    if customer is None:
+        raise NotFoundError("customer", customer_id)
+    return customer
+
+
+async def change_customer(uow: UnitOfWork, cmd: c.ChangeCustomer, now: datetime) -> Outcome:
+    customer = await _locked_customer(uow, cmd.customer_id)
+    if cmd.email is not None and await uow.aggregates.email_owner(cmd.email) \
+            not in (None, customer.customer_id):
+        raise EmailTakenError()
+    customer.change(name=cmd.name, email=cmd.email, now=now)
+    return Outcome({"customer_id": customer.customer_id, "version": customer.version},
+                   {customer.customer_id: customer.version})
+
+
+async def close_customer(uow: UnitOfWork, cmd: c.CloseCustomer, now: datetime) -> Outcome:
+    # The customer's row lock is also what every account opening takes, so no account can be
+    # opened between this count and the commit.
+    customer = await _locked_customer(uow, cmd.customer_id)
+    customer.close(reason=cmd.reason, now=now,
+                   open_accounts=await uow.aggregates.open_account_count(customer.customer_id))
+    return Outcome({"customer_id": customer.customer_id, "status": str(customer.status),
+                    "version": customer.version},
+                   {customer.customer_id: customer.version})
+
+
 async def open_account(uow: UnitOfWork, cmd: c.OpenAccount, now: datetime) -> Outcome:
-    if await uow.aggregates.customer(cmd.customer_id) is None:
-        raise NotFoundError("customer", cmd.customer_id)
+    # Locked, so that closing the customer waits for this account (see close_customer).
+    customer = await _locked_customer(uow, cmd.customer_id)
+    customer.require_open()
     if await uow.aggregates.account_exists(cmd.account_id):
         raise AlreadyExistsError("account", cmd.account_id)
     if await uow.aggregates.customer(cmd.account_id) is not None:  # see register_customer
@@ -149,6 +178,8 @@ def _status_outcome(account: Account) -> Outcome:
 
 HANDLERS: dict[type, tuple[str, Handler]] = {
     c.RegisterCustomer: ("register_customer", register_customer),
+    c.ChangeCustomer: ("change_customer", change_customer),
+    c.CloseCustomer: ("close_customer", close_customer),
     c.OpenAccount: ("open_account", open_account),
     c.Deposit: ("deposit", deposit),
     c.Withdraw: ("withdraw", withdraw),

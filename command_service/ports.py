@@ -12,10 +12,16 @@ from command_service.domain.model import Account, Customer
 class Aggregates(Protocol):
     """The customers and accounts one command reads and changes."""
 
-    async def customer(self, customer_id: str) -> Customer | None: ...
+    async def customer(self, customer_id: str, *, for_update: bool = False) -> Customer | None:
+        """The customer, locked until the command ends when `for_update`."""
+        ...
 
-    async def email_in_use(self, email: str) -> bool:
-        """Whether a customer has this email, compared case-insensitively."""
+    async def email_owner(self, email: str) -> str | None:
+        """The customer that is not closed and has this email (case-insensitive), if any."""
+        ...
+
+    async def open_account_count(self, customer_id: str) -> int:
+        """How many of the customer's accounts are not closed."""
         ...
 
     async def accounts_for_update(self, *account_ids: str) -> dict[str, Account]:

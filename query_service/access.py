@@ -22,3 +22,10 @@ def ensure_may_see_account(reader: Principal, account: dict) -> None:
     """`account` is the account's view; its owner decides."""
     if not may_see(reader, account["customer_id"]):
         raise forbidden(f"account {account['_id']} belongs to another customer")
+
+
+def ensure_may_list_every_account(reader: Principal) -> None:
+    """Bank-wide lists are the bank's: a customer's token lists its own accounts only."""
+    if reader.restricted:
+        raise forbidden("a customer's token cannot list every account; list this customer's "
+                        "accounts at /v1/customers/{customer_id}/accounts")

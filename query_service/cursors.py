@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
+from shared.envelope import iso_utc, parse_iso_utc
 from shared.http import ApiError
 
 
@@ -31,3 +32,25 @@ def invalid_cursor() -> ApiError:
     """The 422 for a cursor this service did not issue (or one whose content does not parse)."""
     return ApiError(422, "validation_error", "the request is malformed",
                     [{"field": "cursor", "message": "not a cursor this service issued"}])
+
+
+def continue_newest_first(match: dict, cursor: str, field: str) -> None:
+    """Narrow `match` to what follows the cursor's item in a list sorted newest first by the
+    time `field`, ties by `_id` descending (the cursor is that item's time and id)."""
+    after = decode_cursor(cursor, {"at": str, "id": str})
+    try:
+        at = parse_iso_utc(after["at"])
+    except ValueError:
+        raise invalid_cursor() from None
+    # The bound on the time alone lets an index start at the cursor; the `$or` then drops what
+    # shares its time and came before it.
+    match.setdefault(field, {})["$lte"] = at
+    match["$or"] = [{field: {"$lt": at}}, {field: at, "_id": {"$lt": after["id"]}}]
+
+
+def newest_first_cursor(docs: list[dict], limit: int, field: str) -> str | None:
+    """The cursor after a page of `limit` from `docs` (read with one more), if more follow."""
+    if len(docs) <= limit:
+        return None
+    last = docs[limit - 1]
+    return encode_cursor({"at": iso_utc(last[field]), "id": last["_id"]})

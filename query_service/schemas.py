@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 Status = Literal["active", "frozen", "closed"]
 AccountType = Literal["checking", "savings"]
+CustomerStatus = Literal["active", "closed"]
 TransactionKind = Literal["deposit", "withdrawal", "transfer_in", "transfer_out"]
 
 
@@ -32,6 +33,7 @@ class Customer360(BaseModel):
     customer_id: str
     name: str
     email: str
+    status: CustomerStatus
     version: int
     accounts: list[AccountSummary]
     summary: CustomerSummary
@@ -46,6 +48,7 @@ class CustomerItem(BaseModel):
     customer_id: str
     name: str
     email: str
+    status: CustomerStatus
 
 
 class CustomerPage(BaseModel):
@@ -66,6 +69,11 @@ class AccountView(BaseModel):
     transaction_count: int
     opened_at: str
     updated_at: str
+
+
+class AccountPage(BaseModel):
+    items: list[AccountView]
+    next_cursor: str | None
 
 
 class Transaction(BaseModel):

@@ -21,11 +21,16 @@ def account_summary(entry: dict) -> dict:
     }
 
 
+def customer_status(doc: dict) -> str:
+    # A view projected by the release before customers could close has no status: active.
+    return doc.get("status", "active")
+
+
 def customer_360(doc: dict) -> dict:
     summary = doc["summary"]
     return {
         "customer_id": doc["_id"], "name": doc["name"], "email": doc["email"],
-        "version": doc["version"],
+        "status": customer_status(doc), "version": doc["version"],
         "accounts": [account_summary(a) for a in doc["accounts"]],
         "summary": {
             "account_count": summary["account_count"],
@@ -37,7 +42,8 @@ def customer_360(doc: dict) -> dict:
 
 
 def customer_item(doc: dict) -> dict:
-    return {"customer_id": doc["_id"], "name": doc["name"], "email": doc["email"]}
+    return {"customer_id": doc["_id"], "name": doc["name"], "email": doc["email"],
+            "status": customer_status(doc)}
 
 
 def account_view(doc: dict) -> dict:

@@ -17,6 +17,7 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from shared.money import Currency, parse_amount
@@ -62,6 +63,22 @@ class RegisterCustomerIn(Strict):
     customer_id: UUID | None = None
 
 
+class ChangeCustomerIn(Strict):
+    name: Name | None = None
+    email: Email | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ChangeCustomerIn:
+        if self.name is None and self.email is None:
+            raise ValueError("name a field to change: name, email or both")
+        return self
+
+
+class CloseCustomerIn(Strict):
+    # Optional; a blank reason is no reason.
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+
+
 class OpenAccountIn(Strict):
     customer_id: UUID
     type: Literal["checking", "savings"]
@@ -99,6 +116,19 @@ class EmptyIn(Strict):
 
 class CustomerCreated(BaseModel):
     customer_id: UUID
+    version: int
+    command_id: UUID
+
+
+class CustomerChangedOut(BaseModel):
+    customer_id: UUID
+    version: int
+    command_id: UUID
+
+
+class CustomerClosedOut(BaseModel):
+    customer_id: UUID
+    status: Literal["closed"]
     version: int
     command_id: UUID
 

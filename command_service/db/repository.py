@@ -28,9 +28,10 @@ class SqlAggregates(Aggregates):
         # aggregate -> the version it had when loaded (None: new, to be inserted)
         self._tracked: dict[int, tuple[Customer | Account, int | None]] = {}
 
-    async def customer(self, customer_id: str) -> Customer | None:
+    async def customer(self, customer_id: str, *, for_update: bool = False) -> Customer | None:
         row = (await self._conn.execute(
-            _CUSTOMER, {"customer_id": customer_id})).mappings().first()
+            _CUSTOMER_FOR_UPDATE if for_update else _CUSTOMER,
+            {"customer_id": customer_id})).mappings().first()
         if row is None:
             return None
         customer = Customer(customer_id=row["customer_id"], name=row["name"],
@@ -39,11 +40,9 @@ class SqlAggregates(Aggregates):
         return self._track(customer, customer.version)
 
     async def email_owner(self, email: str) -> str | None:
-        """The open customer that holds this address (case-insensitive), if any."""
         return await self._conn.scalar(_EMAIL_OWNER, {"email": email.lower()})
 
     async def open_account_count(self, customer_id: str) -> int:
-        """How many of the customer's accounts are not closed."""
         return await self._conn.scalar(_OPEN_ACCOUNTS, {"customer_id": customer_id})
 
     async def accounts_for_update(self, *account_ids: str) -> dict[str, Account]:
@@ -118,6 +117,7 @@ class SqlAggregates(Aggregates):
 # The statements, built once: building one per call (and its cache key) was a quarter of a
 # command's CPU. Parameters are bound at execution; an UPDATE sets the columns it is given.
 _CUSTOMER = sa.select(customers).where(customers.c.customer_id == sa.bindparam("customer_id"))
+_CUSTOMER_FOR_UPDATE = _CUSTOMER.with_for_update()
 _EMAIL_OWNER = sa.select(customers.c.customer_id).where(
     customers.c.email_active == sa.bindparam("email"))
 _OPEN_ACCOUNTS = sa.select(sa.func.count()).select_from(accounts).where(

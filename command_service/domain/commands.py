@@ -15,6 +15,19 @@ class RegisterCustomer:
 
 
 @dataclass(frozen=True)
+class ChangeCustomer:
+    customer_id: str
+    name: str | None  # None: leave as it is
+    email: str | None
+
+
+@dataclass(frozen=True)
+class CloseCustomer:
+    customer_id: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class OpenAccount:
     customer_id: str
     account_type: AccountType
@@ -62,6 +75,6 @@ class CloseAccount:
 
 
 Command = (
-    RegisterCustomer | OpenAccount | Deposit | Withdraw | Transfer
+    RegisterCustomer | ChangeCustomer | CloseCustomer | OpenAccount | Deposit | Withdraw | Transfer
     | FreezeAccount | UnfreezeAccount | CloseAccount
 )

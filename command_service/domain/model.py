@@ -65,7 +65,7 @@ class Customer:
     def change(self, *, name: str | None, email: str | None, now: datetime) -> None:
         """One event per field whose value changes; a field equal to its value changes
         nothing, so a request that changes nothing records nothing."""
-        self._require_not_closed()
+        self.require_open()
         if name is not None and name != self.name:
             self.name = name
             self._record(ev.CustomerRenamed, now, name=name)
@@ -75,13 +75,14 @@ class Customer:
 
     def close(self, *, reason: str | None, open_accounts: int, now: datetime) -> None:
         """`open_accounts`: how many of the customer's accounts are not closed."""
-        self._require_not_closed()
+        self.require_open()
         if open_accounts:
             raise AccountsOpenError()
         self.status = CustomerStatus.CLOSED
         self._record(ev.CustomerClosed, now, reason=reason)
 
-    def _require_not_closed(self) -> None:
+    def require_open(self) -> None:
+        """A closed customer accepts no command."""
         if self.status is CustomerStatus.CLOSED:
             raise CustomerClosedError()
 

@@ -1,18 +1,25 @@
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
-from query_service.cursors import decode_cursor, encode_cursor
+from query_service.cursors import (
+    continue_newest_first,
+    decode_cursor,
+    encode_cursor,
+    newest_first_cursor,
+)
 from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.filters import Cursor, From, Kind, Limit, To, time_window
-from query_service.schemas import AccountView, TransactionPage
+from query_service.schemas import AccountPage, AccountType, AccountView, Status, TransactionPage
 from shared.auth import Principal
 from shared.http import ERROR_RESPONSES, ApiError, json_response
-from shared.readmodel import ACCOUNTS, TRANSACTIONS
+from shared.money import Currency
+from shared.readmodel import ACCOUNTS, TRANSACTIONS, every_account_index
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 VIEW_ERRORS = {k: ERROR_RESPONSES[k] for k in (404, 422, 503)}
@@ -33,6 +40,49 @@ async def _account(db: Db, account_id: UUID, consistency: Consistency,
         raise ApiError(404, "account_not_found", f"account {key} does not exist")
     access.ensure_may_see_account(reader, doc)
     return doc
+
+
+@router.get("", response_model=AccountPage, responses=VIEW_ERRORS,
+            summary="Accounts of every customer, newest opened first (bank-wide tokens only)")
+async def every_account(
+    db: Db,
+    consistency: ConsistencyDep,
+    reader: Reader,
+    status: Annotated[Status | None, Query(description="only accounts in this status")] = None,
+    currency: Annotated[Currency | None, Query(description="only accounts in this currency")]
+    = None,
+    type: Annotated[AccountType | None, Query(description="only accounts of this type")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Response:
+    access.ensure_may_list_every_account(reader)
+    await _holds_token_accounts(db, consistency)
+    match = {name: value for name, value in
+             (("status", status), ("currency", currency), ("type", type)) if value is not None}
+    if cursor is not None:
+        continue_newest_first(match, cursor, "opened_at")
+    docs = await db[ACCOUNTS].find(match).sort([("opened_at", -1), ("_id", -1)]) \
+        .hint(every_account_index(status, currency, type)).limit(limit + 1).to_list()
+    return json_response({"items": [views.account_view(d) for d in docs[:limit]],
+                          "next_cursor": newest_first_cursor(docs, limit, "opened_at")})
+
+
+async def _holds_token_accounts(db: Db, consistency: Consistency) -> None:
+    """Wait until every account the token names is in its view at the token's version, so a
+    list read after a command shows what the command did (the token names each account under
+    "<customer id>/<account id>" as well)."""
+    wanted = {key.split("/", 1)[1] for key in consistency.versions if "/" in key}
+    if not wanted:
+        return
+
+    async def held() -> dict[str, int]:
+        docs = await db[ACCOUNTS].find({"_id": {"$in": sorted(wanted)}}, {"version": 1}) \
+            .to_list()
+        return {doc["_id"]: doc["version"] for doc in docs}
+
+    await read_consistent(held, lambda versions: any(
+        consistency.wants(account_id, versions.get(account_id)) for account_id in wanted),
+        consistency)
 
 
 @router.get("/{account_id}", response_model=AccountView, responses=VIEW_ERRORS,

@@ -9,7 +9,12 @@ from fastapi import APIRouter, Query, Response
 
 from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
-from query_service.cursors import decode_cursor, encode_cursor, invalid_cursor
+from query_service.cursors import (
+    continue_newest_first,
+    decode_cursor,
+    encode_cursor,
+    newest_first_cursor,
+)
 from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.filters import Cursor, From, Kind, Limit, To, aware, time_window
 from query_service.schemas import (
@@ -19,11 +24,11 @@ from query_service.schemas import (
     CustomerMonthlyStats,
     CustomerPage,
     CustomerStats,
+    CustomerStatus,
     Status,
     TransactionPage,
 )
 from shared.auth import Principal
-from shared.envelope import iso_utc, parse_iso_utc
 from shared.http import ERROR_RESPONSES, ApiError, json_response
 from shared.money import Currency
 from shared.readmodel import CUSTOMERS, DAILY_STATS, STATS_FIELDS, TRANSACTIONS
@@ -65,6 +70,8 @@ async def search_customers(
     reader: Reader,
     q: Annotated[str, Query(max_length=200,
                             description="case-insensitive text in name or email")] = "",
+    status: Annotated[CustomerStatus | None, Query(description="only customers in this status")]
+    = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Response:
@@ -73,11 +80,14 @@ async def search_customers(
     match: dict = {"version": {"$gte": 1}}
     if needle:
         match["$or"] = [{"name_lower": {"$regex": needle}}, {"email_lower": {"$regex": needle}}]
+    if status is not None:  # "not closed" also finds views projected before statuses existed
+        match["status"] = "closed" if status == "closed" else {"$ne": "closed"}
     if reader.restricted:  # a customer's token finds at most its own customer
         match["_id"] = {"$eq": reader.customer_id}
     if cursor is not None:
         match.setdefault("_id", {})["$gt"] = decode_cursor(cursor, {"after": str})["after"]
-    docs = await db[CUSTOMERS].find(match, {"name": 1, "email": 1}).sort("_id", 1) \
+    shown = {"name": 1, "email": 1, "status": 1}
+    docs = await db[CUSTOMERS].find(match, shown).sort("_id", 1) \
         .limit(limit + 1).to_list()
     page = docs[:limit]
     next_cursor = encode_cursor({"after": page[-1]["_id"]}) if len(docs) > limit else None
@@ -136,21 +146,11 @@ async def customer_transactions(
     if currency is not None:
         match["currency"] = currency
     if cursor is not None:
-        # Newest first by time, ties by id: the cursor is the last item's (time, id).
-        after = decode_cursor(cursor, {"at": str, "id": str})
-        at = _cursor_time(after["at"])
-        # The bound on the time alone lets the index start at the cursor; the `$or` then
-        # drops what shares its time and came before it.
-        match.setdefault("occurred_at", {})["$lte"] = at
-        match["$or"] = [{"occurred_at": {"$lt": at}},
-                        {"occurred_at": at, "_id": {"$lt": after["id"]}}]
+        continue_newest_first(match, cursor, "occurred_at")
     docs = await db[TRANSACTIONS].find(match).sort(NEWEST_FIRST) \
         .hint(customer_transactions_index(kind, currency)).limit(limit + 1).to_list()
-    page = docs[:limit]
-    next_cursor = (encode_cursor({"at": iso_utc(page[-1]["occurred_at"]), "id": page[-1]["_id"]})
-                   if len(docs) > limit else None)
-    return json_response({"items": [views.transaction_item(d) for d in page],
-                          "next_cursor": next_cursor})
+    return json_response({"items": [views.transaction_item(d) for d in docs[:limit]],
+                          "next_cursor": newest_first_cursor(docs, limit, "occurred_at")})
 
 
 NEWEST_FIRST = [("occurred_at", -1), ("_id", -1)]
@@ -163,13 +163,6 @@ def customer_transactions_index(kind: str | None, currency: str | None) -> str:
     if kind is not None:
         return "customer_kind_time"
     return "customer_currency_time" if currency is not None else "customer_time"
-
-
-def _cursor_time(text: str) -> datetime:
-    try:
-        return parse_iso_utc(text)
-    except ValueError:
-        raise invalid_cursor() from None
 
 
 @router.get("/{customer_id}/stats", response_model=CustomerStats | CustomerMonthlyStats,

@@ -13,6 +13,7 @@ from tests.integration.test_auth import token
 from tests.integration.test_query_api_contract import Checks, parse_utc, post
 from tests.stack import Stack
 from tests.support.contract import check_error, open_account, register
+from tests.support.query_plans import query_plan
 
 
 async def _pages(stack: Stack, customer_id: str, limit: int, **params) -> list[dict]:
@@ -117,25 +118,6 @@ async def test_paging_holds_under_concurrent_inserts_and_a_customer_sees_only_it
                                             headers=mine), 403, "forbidden")
 
 
-async def _plan(read_db, query: dict, sort: dict, limit: int,
-                hint: str | None) -> tuple[set[str], int, int]:
-    find = {"find": TRANSACTIONS, "filter": query, "sort": sort, "limit": limit}
-    explained = await read_db.command({"explain": find | ({"hint": hint} if hint else {}),
-                                       "verbosity": "executionStats"})
-
-    def stages(plan: dict) -> set[str]:
-        found = {plan["stage"]}
-        for key in ("inputStage", "inputStages"):
-            for child in ([plan[key]] if isinstance(plan.get(key), dict)
-                          else plan.get(key, [])):
-                found |= stages(child)
-        return found
-
-    stats = explained["executionStats"]
-    return (stages(explained["queryPlanner"]["winningPlan"]), stats["totalDocsExamined"],
-            stats["nReturned"])
-
-
 async def test_no_transaction_query_scans_the_collection(settings, read_db):
     """Another customer's many transactions would be examined by a scan: the plans use an
     index on the customer (or account) and examine at most that customer's entries."""
@@ -168,7 +150,8 @@ async def test_no_transaction_query_scans_the_collection(settings, read_db):
         # Explained as the service runs it: with the index it names for a customer's query.
         hint = (customer_transactions_index(query.get("kind"), query.get("currency"))
                 if "customer_id" in query else None)
-        stages, examined, returned = await _plan(read_db, query, dict(sort), 51, hint)
+        stages, examined, returned = await query_plan(read_db, TRANSACTIONS, query, dict(sort), 51,
+                                                      hint)
         assert "COLLSCAN" not in stages and "IXSCAN" in stages, (query, stages)
         assert examined <= 7, (query, examined, returned)  # never the busy customer's 41
         if "$or" in query:

@@ -111,8 +111,8 @@ NOW = datetime(2026, 11, 23, 12, 0, 0)
 
 
 def customer(customer_id: str, email: str) -> dict:
-    return dict(customer_id=customer_id, name="A", email=email, email_normalized=email, status="active",
-                version=1, created_at=NOW, updated_at=NOW)
+    return dict(customer_id=customer_id, name="A", email=email, email_normalized=email,
+                status="active", version=1, created_at=NOW, updated_at=NOW)
 
 
 def command(command_id: str, key: str | None) -> dict:

@@ -12,14 +12,22 @@ from command_service import handlers
 from command_service.access import Forbidden, check_in_transaction
 from command_service.domain import commands as c
 from command_service.domain.errors import (
+    AccountsOpenError,
     AlreadyExistsError,
+    CustomerClosedError,
     EmailTakenError,
     InsufficientFundsError,
     NotFoundError,
     Refusal,
     deciding,
 )
-from command_service.domain.model import Account, AccountType, Customer
+from command_service.domain.model import (
+    Account,
+    AccountStatus,
+    AccountType,
+    Customer,
+    CustomerStatus,
+)
 from command_service.ports import Aggregates, UnitOfWork
 from shared.auth.principal import WRITE, Principal
 
@@ -33,11 +41,19 @@ class FakeAggregates(Aggregates):
         self.added: list[Customer | Account] = []
         self.locked: list[str] = []
 
-    async def customer(self, customer_id: str) -> Customer | None:
+    async def customer(self, customer_id: str, *, for_update: bool = False) -> Customer | None:
+        if for_update and customer_id in self.customers:
+            self.locked.append(customer_id)
         return self.customers.get(customer_id)
 
-    async def email_in_use(self, email: str) -> bool:
-        return any(c.email.lower() == email.lower() for c in self.customers.values())
+    async def email_owner(self, email: str) -> str | None:
+        return next((c.customer_id for c in self.customers.values()
+                     if c.email.lower() == email.lower() and c.status is CustomerStatus.ACTIVE),
+                    None)
+
+    async def open_account_count(self, customer_id: str) -> int:
+        return sum(a.customer_id == customer_id and a.status is not AccountStatus.CLOSED
+                   for a in self.accounts.values())
 
     async def accounts_for_update(self, *account_ids: str) -> dict[str, Account]:
         found = {i: self.accounts[i] for i in sorted(set(account_ids)) if i in self.accounts}
@@ -98,6 +114,59 @@ async def test_a_refused_command_adds_nothing(command, refusal):
     with pytest.raises(refusal):
         await handler(uow, command, NOW)
     assert uow.aggregates.added == []
+
+
+def alice() -> Customer:  # a fresh one: a handler changes the customer it is given
+    return Customer(customer_id="c1", name="Alice", email="alice@example.com", version=1)
+
+
+async def test_a_change_writes_one_event_per_changed_field_and_nothing_for_the_same_value():
+    customer = alice()
+    uow = FakeUnitOfWork(customer)
+    outcome = await handlers.change_customer(
+        uow, c.ChangeCustomer("c1", "Alice", "Alice@Example.org"), NOW)
+    assert [type(e).__name__ for e in customer.pending_events] == ["CustomerEmailChanged"]
+    assert outcome.body == {"customer_id": "c1", "version": 2} and uow.aggregates.locked == ["c1"]
+    customer.pending_events.clear()
+    same = await handlers.change_customer(uow, c.ChangeCustomer("c1", "Alice", None), NOW)
+    assert customer.pending_events == [] and same.versions == {"c1": 2}
+
+
+async def test_an_address_held_by_another_open_customer_is_taken_and_one_of_a_closed_is_free():
+    bob = Customer(customer_id="c2", name="Bob", email="bob@example.com", version=1)
+    uow = FakeUnitOfWork(alice(), bob)
+    with pytest.raises(EmailTakenError):
+        await handlers.change_customer(uow, c.ChangeCustomer("c1", None, "BOB@example.com"), NOW)
+    # Its own address in another case is no clash.
+    await handlers.change_customer(uow, c.ChangeCustomer("c1", None, "ALICE@example.com"), NOW)
+    bob.status = CustomerStatus.CLOSED
+    await handlers.change_customer(uow, c.ChangeCustomer("c1", None, "bob@example.com"), NOW)
+    await handlers.register_customer(uow, c.RegisterCustomer("B", "Alice@example.com", "c3"),
+                                     NOW)
+
+
+async def test_closing_needs_every_account_closed_and_a_closed_customer_accepts_nothing():
+    customer, account = alice(), an_account("a1", "c1")
+    uow = FakeUnitOfWork(customer, account)
+    with pytest.raises(AccountsOpenError):
+        await handlers.close_customer(uow, c.CloseCustomer("c1", "moved abroad"), NOW)
+    account.status = AccountStatus.CLOSED
+    outcome = await handlers.close_customer(uow, c.CloseCustomer("c1", "moved abroad"), NOW)
+    assert outcome.body == {"customer_id": "c1", "status": "closed", "version": 2}
+    for command in (c.CloseCustomer("c1", None), c.ChangeCustomer("c1", "Al", None),
+                    c.OpenAccount("c1", AccountType.CHECKING, "USD", 0, "a2")):
+        with pytest.raises(CustomerClosedError):
+            await handlers.HANDLERS[type(command)][1](uow, command, NOW)
+    assert uow.aggregates.added == []
+    with pytest.raises(NotFoundError):
+        await handlers.close_customer(uow, c.CloseCustomer("c9", None), NOW)
+
+
+async def test_opening_an_account_locks_its_customer_as_closing_the_customer_does():
+    uow = FakeUnitOfWork(alice())
+    await handlers.open_account(uow, c.OpenAccount("c1", AccountType.CHECKING, "USD", 0, "a1"),
+                                NOW)
+    assert uow.aggregates.locked == ["c1"]
 
 
 async def test_a_transfer_locks_both_accounts_and_answers_both_versions():

@@ -447,8 +447,8 @@ def test_the_customer_360_view_prints_money_as_two_decimal_strings():
 def test_the_customer_360_view_has_exactly_the_contract_fields():
     _, doc, _ = _full_story()
     body = views.customer_360(doc)
-    assert set(body) == {"customer_id", "name", "email", "version", "accounts", "summary",
-                         "updated_at"}
+    assert set(body) == {"customer_id", "name", "email", "status", "version", "accounts",
+                         "summary", "updated_at"}
     assert set(body["summary"]) == {"account_count", "transaction_count", "balances"}
     for account in body["accounts"]:
         assert set(account) == {"account_id", "type", "currency", "balance", "status",
@@ -507,10 +507,13 @@ def test_transaction_items_show_positive_amounts_and_balances_as_strings():
         assert ISO_Z.match(item["occurred_at"])
 
 
-def test_a_customer_search_item_is_id_name_and_email():
+def test_a_customer_search_item_is_id_name_email_and_status():
     _, doc, _ = _full_story()
     assert views.customer_item(doc) == {"customer_id": ADA, "name": "Ada Lovelace",
-                                        "email": "Ada@Example.com"}
+                                        "email": "Ada@Example.com", "status": "active"}
+    # A view projected before customers could close has no status: it is an open customer.
+    del doc["status"]
+    assert views.customer_360(doc)["status"] == views.customer_item(doc)["status"] == "active"
 
 
 def test_customer_changes_and_closure_reach_the_customer_view():
