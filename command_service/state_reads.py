@@ -29,6 +29,7 @@ class CustomerState:
     name: str
     email: str
     version: int
+    status: str
 
 
 async def account_states(engine: AsyncEngine) -> dict[str, AccountState]:
@@ -40,7 +41,7 @@ async def account_states(engine: AsyncEngine) -> dict[str, AccountState]:
 
 async def customer_states(engine: AsyncEngine) -> dict[str, CustomerState]:
     query = sa.select(customers.c.customer_id, customers.c.name, customers.c.email,
-                      customers.c.version)
+                      customers.c.version, customers.c.status)
     async with read_only(engine).connect() as conn:
         return {row.customer_id: CustomerState(*row) for row in await conn.execute(query)}
 

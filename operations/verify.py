@@ -114,7 +114,7 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
         want = expected.customers.get(customer_id, {})
         have = actual_customers.pop(customer_id, None) or {}
         for name, value in {"version": row.version, "name": row.name, "email": row.email,
-                            "summary": want.get("summary"),
+                            "status": row.status, "summary": want.get("summary"),
                             "accounts": _entries(want)}.items():
             actual = _entries(have) if name == "accounts" else have.get(name)
             if actual != value:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 
+from operations.verify import find_drift, repair
 from shared.auth import READ
-from shared.readmodel import ACCOUNTS, every_account_index
+from shared.readmodel import ACCOUNTS, CUSTOMERS, ViewDatabase, every_account_index
 from tests.integration.test_auth import token
 from tests.integration.test_query_api_contract import Checks, parse_utc, post
 from tests.stack import Stack
@@ -110,7 +111,7 @@ async def test_paging_every_account_holds_under_concurrent_openings_for_bank_tok
             .status_code == 200
 
 
-async def test_customers_are_found_by_status_and_show_it(settings, read_db):
+async def test_customers_are_found_by_status_and_show_it(settings, engine, read_db):
     async with Stack(settings) as stack:
         ada = await register(stack, name="Status Ada")
         grace = await register(stack, name="Status Grace")
@@ -120,7 +121,7 @@ async def test_customers_are_found_by_status_and_show_it(settings, read_db):
             "X-Consistency-Token": closed.headers["X-Consistency-Token"]})
         assert view.status_code == 200 and view.json()["status"] == "closed", view.text
         # A view projected before statuses existed has none: it is found as an active one.
-        await read_db["customers"].update_one({"_id": ada}, {"$unset": {"status": 1}})
+        await read_db[CUSTOMERS].update_one({"_id": ada}, {"$unset": {"status": 1}})
         found = {status: [(c["customer_id"], c["status"]) for c in await _pages(
             stack, 1, "/v1/customers", q="status ", status=status)]
             for status in ("active", "closed")}
@@ -129,6 +130,13 @@ async def test_customers_are_found_by_status_and_show_it(settings, read_db):
             == {"active", "closed"}
         check_error(await stack.queries.get("/v1/customers", params={"status": "frozen"}), 422,
                     "validation_error", "status")
+        # verify names the missing status and --repair writes it.
+        views = ViewDatabase(read_db)
+        [drift] = await find_drift(engine, views)
+        assert (drift.view, drift.doc_id, drift.field, drift.expected, drift.actual) == (
+            CUSTOMERS, ada, "status", "active", None)
+        await repair(engine, views, {ada})
+        assert await find_drift(engine, views) == []
 
 
 async def test_no_bank_wide_account_query_scans_the_collection(settings, read_db):
