@@ -1,5 +1,6 @@
 """The real processes, started from the console script: clean SIGTERM, and kill -9 at random
-moments during a stream of commands without losing or doubling any effect."""
+moments during a stream of commands (money moves, customer changes, closures of accounts and
+customers) without losing or doubling any effect."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import random
 import subprocess
 import time
 
+import sqlalchemy as sa
+
 from command_service.api.app import create_app as create_command_app
+from command_service.db.tables import customers
 from command_service.event_log import count_events
 from shared.kafka import ensure_topic
 from tests.stack import admin_headers, http_client, in_loop_server
@@ -56,12 +60,33 @@ async def test_kill_9_of_relay_and_projector_during_a_stream_loses_and_doubles_n
                     "customer_id": customer, "type": "checking", "currency": currency,
                     "initial_deposit": "500.00"})).json()["account_id"])
             usd, eur = accounts[:4], accounts[4:]
+            movers = [(await http.post("/v1/customers", json={
+                "name": f"Mover {i}", "email": f"mover{i}@example.com"})).json()["customer_id"]
+                for i in range(4)]
             done = asyncio.Event()
+
+            async def offboard(i: int) -> None:
+                """A customer's whole life: registered, an account opened, emptied and closed,
+                then the customer closed."""
+                leaver = (await http.post("/v1/customers", json={
+                    "name": f"Leaver {i}", "email": f"leaver{i}@example.com"})).json()
+                account = (await http.post("/v1/accounts", json={
+                    "customer_id": leaver["customer_id"], "type": "savings", "currency": "GBP",
+                    "initial_deposit": "1.00"})).json()["account_id"]
+                await http.post(f"/v1/accounts/{account}/withdrawals", json={"amount": "1.00"})
+                await http.post(f"/v1/accounts/{account}/close", json={})
+                await http.post(f"/v1/customers/{leaver['customer_id']}/close",
+                                json={"reason": "chaos"})
 
             async def one_command(i: int) -> None:
                 pool = usd if i % 3 else eur
                 kind = rng.random()
-                if kind < 0.4:
+                if kind > 0.95:
+                    await offboard(i)
+                elif kind > 0.85:
+                    change = {"name": f"Mover {i}"} if i % 2 else {"email": f"mover{i}@x.example"}
+                    await http.patch(f"/v1/customers/{rng.choice(movers)}", json=change)
+                elif kind < 0.4:
                     await http.post(f"/v1/accounts/{rng.choice(pool)}/deposits",
                                     json={"amount": f"{rng.randint(1, 999) / 100:.2f}"})
                 elif kind < 0.6:
@@ -108,6 +133,9 @@ async def test_kill_9_of_relay_and_projector_during_a_stream_loses_and_doubles_n
           f"{kills} kill -9, streamed in {streamed:.1f}s, converged {converged:.1f}s later")
     assert kills >= 3
     assert drift == [], drift[:10]
+    async with engine.connect() as conn:  # the customer closures were part of the chaos
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(customers).where(
+            customers.c.status == "closed")) > 0
 
 
 async def test_after_the_broker_loses_its_memory_resend_from_converges_the_views(
