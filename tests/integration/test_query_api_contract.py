@@ -13,8 +13,8 @@ from datetime import datetime
 from tests.stack import Stack
 from tests.support.contract import check_error, open_account, register
 
-CUSTOMER_360_FIELDS = {"customer_id", "name", "email", "version", "accounts", "summary",
-                       "updated_at"}
+CUSTOMER_360_FIELDS = {"customer_id", "name", "email", "status", "version", "accounts",
+                       "summary", "updated_at"}
 ACCOUNT_SUMMARY_FIELDS = {"account_id", "type", "currency", "balance", "status", "version",
                           "opened_at", "last_transaction_at"}
 ACCOUNT_VIEW_FIELDS = {"account_id", "customer_id", "type", "currency", "balance", "status",
@@ -22,7 +22,7 @@ ACCOUNT_VIEW_FIELDS = {"account_id", "customer_id", "type", "currency", "balance
                        "opened_at", "updated_at"}
 TRANSACTION_FIELDS = {"transaction_id", "account_id", "kind", "amount", "balance_after",
                       "occurred_at", "reference", "counterparty_account_id"}
-CUSTOMER_ITEM_FIELDS = {"customer_id", "name", "email"}
+CUSTOMER_ITEM_FIELDS = {"customer_id", "name", "email", "status"}
 STATS_DAY_FIELDS = {"date", "currency", "deposits", "withdrawals", "transfers_in",
                     "transfers_out", "count"}
 BALANCE = re.compile(r"^\d+\.\d{2}$")
@@ -119,8 +119,8 @@ async def test_views_answer_exactly_the_documented_fields(settings, read_db):
 
         view = (await stack.eventually(f"/v1/customers/{customer_id}", converged)).json()
         assert set(view) == CUSTOMER_360_FIELDS, view
-        assert (view["customer_id"], view["name"], view["email"], view["version"]) == (
-            customer_id, "Ada Lovelace", email, 1)
+        assert (view["customer_id"], view["name"], view["email"], view["status"],
+                view["version"]) == (customer_id, "Ada Lovelace", email, "active", 1)
         parse_utc(view["updated_at"])
         accounts = {a["account_id"]: a for a in view["accounts"]}
         for entry in view["accounts"]:
@@ -378,7 +378,7 @@ async def test_customer_search_matches_name_or_email_as_text_case_insensitively(
 
         found = await search("LOVELACE")
         assert found == [{"customer_id": ada, "name": "Ada Lovelace",
-                          "email": f"ada.{uid}@example.com"}]
+                          "email": f"ada.{uid}@example.com", "status": "active"}]
         assert [c["customer_id"] for c in await search("hOpPeR")] == [grace]  # name only
         assert [c["customer_id"] for c in await search(f"TURING.{uid.upper()}")] == [alan]
         assert [c["customer_id"] for c in await search("@NAVY.example")] == [grace]
