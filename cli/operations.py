@@ -17,6 +17,7 @@ from cli.dependencies import classify, one_line_when_unreachable
 from command_service.db.engine import create_engine
 from operations.rebuild import RebuildIncomplete
 from operations.rebuild import rebuild as rebuild_views
+from operations.status import as_json as status_json
 from operations.status import collect_status, render
 from operations.verify import find_lasting_drift, repair
 from projector.dead_letters import DeadLetters
@@ -109,13 +110,18 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
         _run(settings_or_exit, work)
 
     @app.command()
-    def status() -> None:
+    def status(as_json: Annotated[bool, typer.Option(
+            "--json", help="The same figures as one JSON object, for scripts.")] = False,
+    ) -> None:
         """One screen: outbox backlog, active relay, lag per partition and view, dead letters."""
         settings = settings_or_exit()
 
         async def work(engine, db) -> int:
             status = await collect_status(settings, engine, db)
-            console.print(render(status))
+            if as_json:
+                print(json.dumps(status_json(status), indent=2))
+            else:
+                console.print(render(status))
             # The rest of the screen is still worth having when only the broker is down.
             if status.broker_exception and (down := classify(status.broker_exception,
                                                               settings)):

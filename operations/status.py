@@ -20,6 +20,7 @@ from command_service.outbox.backlog import outbox_backlog
 from command_service.outbox.lease import current_lease
 from projector.dead_letters import PARKED
 from shared.config import Settings
+from shared.envelope import iso_utc
 from shared.readmodel import ACCOUNTS, CUSTOMERS, DEAD_LETTERS, VIEWS, ViewDatabase
 
 
@@ -32,6 +33,9 @@ class Status:
     events_total: int = 0
     newest_event_at: datetime | None = None
     partitions: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)
+    # Where a partition without a committed offset is read from (the projector starts at the
+    # earliest message), so its lag is known too.
+    first_offsets: dict[int, int] = field(default_factory=dict)
     broker_error: str | None = None
     broker_exception: Exception | None = None  # what reading the broker's offsets raised
     views: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
@@ -39,9 +43,11 @@ class Status:
 
     def lag(self) -> dict[int, int | None]:
         """Per partition; never below 0 (Tansu's end offsets can under-report)."""
-        return {p: (max(0, end - committed) if end is not None and committed is not None
-                    else None)
-                for p, (end, committed) in self.partitions.items()}
+        lags = {}
+        for p, (end, committed) in self.partitions.items():
+            start = committed if committed is not None else self.first_offsets.get(p)
+            lags[p] = max(0, end - start) if end is not None and start is not None else None
+        return lags
 
 
 async def collect_status(settings: Settings, engine: AsyncEngine, db: AsyncDatabase) -> Status:
@@ -63,15 +69,17 @@ async def collect_status(settings: Settings, engine: AsyncEngine, db: AsyncDatab
     status.parked = await db[DEAD_LETTERS].count_documents({"status": PARKED})
 
     try:
-        status.partitions = await _partition_offsets(settings)
+        status.partitions, status.first_offsets = await _partition_offsets(settings)
     except Exception as exc:  # the screen still shows everything else
         status.broker_error = f"{exc.__class__.__name__}: {exc}"[:200]
         status.broker_exception = exc
     return status
 
 
-async def _partition_offsets(settings: Settings) -> dict[int, tuple[int | None, int | None]]:
-    """Per partition: the end offset and the projector group's committed offset. A consumer
+async def _partition_offsets(
+        settings: Settings) -> tuple[dict[int, tuple[int | None, int | None]], dict[int, int]]:
+    """Per partition: the end offset and the projector group's committed offset; and each
+    partition's first offset. A consumer
     that names the group but subscribes to nothing reads the group's offsets without joining
     it (so it never triggers a rebalance of the running projectors)."""
     partitions = await _topic_partitions(settings)
@@ -82,7 +90,9 @@ async def _partition_offsets(settings: Settings) -> dict[int, tuple[int | None, 
     try:
         tps = [TopicPartition(settings.kafka_topic, p) for p in partitions]
         ends = await consumer.end_offsets(tps) if tps else {}
-        return {tp.partition: (ends.get(tp), await consumer.committed(tp)) for tp in tps}
+        firsts = await consumer.beginning_offsets(tps) if tps else {}
+        return ({tp.partition: (ends.get(tp), await consumer.committed(tp)) for tp in tps},
+                {tp.partition: firsts[tp] for tp in tps if tp in firsts})
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()
@@ -104,6 +114,47 @@ async def _topic_partitions(settings: Settings) -> list[int]:
                   for p in topic["partitions"])
 
 
+def behind_the_log_s(status: Status, newest_update: datetime | None) -> float | None:
+    """How far a view's newest update trails the newest event, if both are known."""
+    if newest_update is None or status.newest_event_at is None:
+        return None
+    return max(0.0, (status.newest_event_at - newest_update).total_seconds())
+
+
+def lease_expired(status: Status, now: datetime) -> bool:
+    expires = status.relay_lease_expires
+    return expires is not None and expires.replace(tzinfo=UTC) < now
+
+
+def as_json(status: Status) -> dict:
+    """The figures `render` shows, as one JSON object (`status --json`, for scripts)."""
+    lag = status.lag()
+    return {
+        "events": {"total": status.events_total, "newest_at": _iso(status.newest_event_at)},
+        "outbox": {"unsent": status.unsent, "oldest_unsent_s": status.oldest_unsent_s},
+        "relay": {"holder": status.relay_holder,
+                  "lease_expires_at": _iso(status.relay_lease_expires),
+                  "lease_expired": lease_expired(status, datetime.now(UTC))},
+        "projector": {
+            "partitions": [{"partition": p, "end_offset": end, "committed": committed,
+                            "lag": lag[p]} for p, (end, committed) in status.partitions.items()],
+            # None when a partition's lag is unknown: a script must not read that as caught up.
+            "lag": (None if status.broker_error or None in lag.values()
+                    else sum(lag.values())),
+            "broker_error": status.broker_error,
+        },
+        "views": {view: {"documents": count, "newest_update": _iso(newest),
+                         "behind_the_log_s": behind_the_log_s(status, newest)}
+                  for view, (count, newest) in status.views.items()},
+        "dead_letters": {"parked": status.parked},
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    # The write model's times are naive UTC; the read store's are aware.
+    return iso_utc(moment.replace(tzinfo=moment.tzinfo or UTC)) if moment else None
+
+
 def render(status: Status) -> Group:
     now = datetime.now(UTC)
     overview = Table(title="cqrs-accounts status", show_header=False)
@@ -111,9 +162,7 @@ def render(status: Status) -> Group:
     overview.add_row("outbox backlog", f"{status.unsent} unsent" + (
         f", oldest {status.oldest_unsent_s:.1f}s" if status.oldest_unsent_s else ""))
     holder = status.relay_holder or "none"
-    if status.relay_lease_expires is not None:
-        expires = status.relay_lease_expires.replace(tzinfo=UTC)
-        holder += " (lease expired)" if expires < now else ""
+    holder += " (lease expired)" if lease_expired(status, now) else ""
     overview.add_row("active relay", holder)
     overview.add_row("dead letters", f"{status.parked} parked")
 
@@ -128,8 +177,7 @@ def render(status: Status) -> Group:
     views = Table("view", "documents", "newest update", "behind the log",
                   title="read models")
     for view, (count, newest) in status.views.items():
-        behind = "-"
-        if newest is not None and status.newest_event_at is not None:
-            behind = f"{max(0.0, (status.newest_event_at - newest).total_seconds()):.1f}s"
+        behind = behind_the_log_s(status, newest)
+        behind = "-" if behind is None else f"{behind:.1f}s"
         views.add_row(view, str(count), str(newest)[:23] if newest else "-", behind)
     return Group(overview, partitions, views)

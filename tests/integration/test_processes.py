@@ -5,6 +5,7 @@ customers) without losing or doubling any effect."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import subprocess
@@ -202,6 +203,20 @@ async def test_operator_commands_work_from_the_console_script(settings, read_db)
 
         status = await asyncio.to_thread(run, "status")
         assert status.returncode == 0 and "outbox backlog" in status.stdout
+        # The same figures for a script: one JSON object on stdout, nothing else.
+        scripted = await asyncio.to_thread(run, "status", "--json")
+        assert scripted.returncode == 0, scripted.stderr
+        figures = json.loads(scripted.stdout)
+        assert set(figures) == {"events", "outbox", "relay", "projector", "views",
+                                "dead_letters"}
+        assert figures["events"]["total"] == 2 and figures["outbox"]["unsent"] == 0
+        assert figures["relay"]["holder"] and figures["relay"]["lease_expired"] is False
+        assert figures["projector"]["broker_error"] is None
+        assert figures["projector"]["lag"] == sum(
+            p["lag"] for p in figures["projector"]["partitions"])
+        assert figures["views"]["accounts"]["documents"] == 1
+        assert figures["views"]["customers"]["behind_the_log_s"] is not None
+        assert figures["dead_letters"] == {"parked": 0}
         parked = await asyncio.to_thread(run, "dlq", "list")
         assert parked.returncode == 0 and "0 parked" in parked.stdout
         rebuilt = await asyncio.to_thread(run, "rebuild")
