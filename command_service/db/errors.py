@@ -99,6 +99,13 @@ def is_transient_conflict(exc: BaseException) -> bool:
     return isinstance(exc, ConcurrentUpdateError) or meaning(exc) in _RETRYABLE
 
 
+def is_unreachable(exc: BaseException) -> bool:
+    """The write database cannot be reached now: no server, a lost connection, an exhausted
+    pool. Nothing else can be written to it either, so nothing more is tried."""
+    return isinstance(exc, PoolTimeout | ConnectionError | TimeoutError) \
+        or meaning(exc) is Meaning.UNREACHABLE
+
+
 # What a unique violation names, on each backend: MySQL/MariaDB the index ("for key
 # 'uq_…'" or 'PRIMARY'), SQLite the columns ("UNIQUE constraint failed: commands.subject, …").
 # Parsed from those parts only: the rest of the message quotes user data (the duplicate value).

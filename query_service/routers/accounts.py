@@ -6,11 +6,11 @@ from fastapi import APIRouter, Response
 
 from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
-from query_service.cursors import decode_cursor, encode_cursor
 from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.filters import Cursor, From, Kind, Limit, To, time_window
 from query_service.schemas import AccountView, TransactionPage
 from shared.auth import Principal
+from shared.cursors import decode_cursor, encode_cursor
 from shared.http import ERROR_RESPONSES, ApiError, json_response
 from shared.readmodel import ACCOUNTS, TRANSACTIONS
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Response
 
 from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
-from query_service.cursors import decode_cursor, encode_cursor, invalid_cursor
 from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.filters import Cursor, From, Kind, Limit, To, aware, time_window
 from query_service.schemas import (
@@ -23,6 +22,7 @@ from query_service.schemas import (
     TransactionPage,
 )
 from shared.auth import Principal
+from shared.cursors import decode_cursor, encode_cursor, invalid_cursor
 from shared.envelope import iso_utc, parse_iso_utc
 from shared.http import ERROR_RESPONSES, ApiError, json_response
 from shared.money import Currency

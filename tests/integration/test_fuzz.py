@@ -28,10 +28,10 @@ import pytest
 import pytest_asyncio
 
 from command_service.db.migrate import upgrade_to_head
-from query_service.cursors import encode_cursor
 from shared.auth import ADMIN, mint_token
 from shared.config import Settings
 from shared.consistency import encode_token
+from shared.cursors import encode_cursor
 from tests.stack import TEST_JWT_SECRET, Stack
 from tests.support.backends import BROKER_KINDS
 
