@@ -27,7 +27,7 @@ from tenacity import (
 from command_service.access import check_command, check_in_transaction
 from command_service.command_log import acting_customer, named_ids, payload
 from command_service.db.engine import read_only
-from command_service.db.errors import is_transient_conflict, is_unreachable, unique_violation
+from command_service.db.errors import is_transient_conflict, is_unavailable, unique_violation
 from command_service.db.repository import SqlAggregates
 from command_service.db.tables import commands, customers
 from command_service.domain.commands import Command
@@ -140,7 +140,7 @@ class CommandService:
             # A lost race that outlasted its retries, or a database out of reach, is a 503 to
             # retry, not a failure of the command; anything else is a bug the log must show.
             # Without an idempotency key: a retry of the request runs the command again.
-            if not (is_transient_conflict(exc) or is_unreachable(exc)):
+            if not is_unavailable(exc):
                 await self._record_failure(record, command, "internal_error",
                                            INTERNAL_ERROR_MESSAGE)
             raise

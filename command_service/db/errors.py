@@ -99,11 +99,10 @@ def is_transient_conflict(exc: BaseException) -> bool:
     return isinstance(exc, ConcurrentUpdateError) or meaning(exc) in _RETRYABLE
 
 
-def is_unreachable(exc: BaseException) -> bool:
-    """The write database cannot be reached now: no server, a lost connection, an exhausted
-    pool. Nothing else can be written to it either, so nothing more is tried."""
-    return isinstance(exc, PoolTimeout | ConnectionError | TimeoutError) \
-        or meaning(exc) is Meaning.UNREACHABLE
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a command's error is answered 503 (UNAVAILABLE, and the timeouts and refused
+    connections shared/http.py adds): a condition to retry, not a failure of the command."""
+    return isinstance(exc, (*UNAVAILABLE, TimeoutError, ConnectionError))
 
 
 # What a unique violation names, on each backend: MySQL/MariaDB the index ("for key
