@@ -41,7 +41,8 @@ def check_command(principal: Principal, command: c.Command) -> None:
         raise Forbidden("a customer's token cannot freeze or unfreeze an account")
 
 
-def _acting_account(command: c.Command) -> str | None:
+def acting_account(command: c.Command) -> str | None:
+    """The account a command acts on (a transfer's sender), if it acts on one."""
     if isinstance(command, c.Deposit | c.Withdraw | c.CloseAccount | c.FreezeAccount
                   | c.UnfreezeAccount):
         return command.account_id
@@ -54,7 +55,7 @@ async def check_in_transaction(uow: UnitOfWork, principal: Principal,
                                command: c.Command) -> None:
     """The account a customer's token acts on must be that customer's. An account never
     changes hands, so reading its owner in the command's own transaction is final."""
-    account_id = _acting_account(command)
+    account_id = acting_account(command)
     if not principal.restricted or account_id is None:
         return
     owner = await uow.aggregates.account_owner(account_id)

@@ -1,7 +1,9 @@
 """Runs a command: one unit of work, retried inside the service when it loses a race (lock
 timeout, deadlock, version conflict), so racing clients never see a conflict that the balance
 covers. A business refusal, or a command its sender may not send, is recorded as a failed
-command and changes nothing else. Every command record names its subject (who sent it)."""
+command and changes nothing else; so is a command that fails on an unexpected error, in a
+transaction of its own once the failed one rolled back. Every command record names its subject
+(who sent it), the customer it acts for, the aggregates it touched and its input."""
 
 from __future__ import annotations
 
@@ -23,9 +25,11 @@ from tenacity import (
 )
 
 from command_service.access import check_command, check_in_transaction
+from command_service.command_log import acting_customer, named_ids, payload
 from command_service.db.engine import read_only
-from command_service.db.errors import is_transient_conflict, unique_violation
-from command_service.db.tables import commands
+from command_service.db.errors import is_transient_conflict, is_unavailable, unique_violation
+from command_service.db.repository import SqlAggregates
+from command_service.db.tables import commands, customers
 from command_service.domain.commands import Command
 from command_service.domain.errors import Refusal, deciding
 from command_service.handlers import HANDLERS
@@ -38,6 +42,10 @@ from shared.tracing import span
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("cqrs.audit")
+
+# What the command log says of a command that failed on a bug; the exception (which may quote
+# user data) goes to the service's log only.
+INTERNAL_ERROR_MESSAGE = "the command failed on an unexpected error and changed nothing"
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,8 @@ class CommandService:
         command_type, handler = HANDLERS[type(command)]
         created_at = datetime.now(UTC)
         subject = principal.subject
+        record = CommandRecord(command_id, command_type, created_at, subject=subject,
+                               payload=payload(command))
         try:
             check_command(principal, command)
             async for attempt in AsyncRetrying(
@@ -104,48 +114,97 @@ class CommandService:
                     async with SqlUnitOfWork(self._engine, self._topic) as uow:
                         await check_in_transaction(uow, principal, command)
                         outcome = await handler(uow, command, created_at)
+                        owners = uow.owners()
                         result = CommandResult(command_id,
                                                {**outcome.body, "command_id": command_id},
-                                               _with_owners(outcome.versions, uow.owners()))
+                                               _with_owners(outcome.versions, owners))
                         response = render(result) if render else None
-                        await uow.commit(CommandRecord(
-                            command_id, command_type, created_at, idempotency, response,
-                            subject))
+                        await uow.commit(replace(
+                            record, idempotency=idempotency, response=response,
+                            customer_id=await acting_customer(uow.aggregates, command, owners),
+                            aggregate_ids=uow.changed_ids()))
         except Refusal as refusal:
             COMMANDS.labels(command_type, "refused").inc()
-            record = CommandRecord(command_id, command_type, created_at, idempotency,
-                                   render(refusal) if render else None, subject)
-            await self._record_failure(record, refusal)
+            await self._record_failure(
+                replace(record, idempotency=idempotency,
+                        response=render(refusal) if render else None),
+                command, refusal.code, refusal.message)
             audit.info("command %s %s by %r: refused (%s)", command_id, command_type, subject,
                        refusal.code)
             raise
         except IdempotencyRaceError:
             COMMANDS.labels(command_type, "replayed").inc()
             raise
-        except Exception:
+        except Exception as exc:
             COMMANDS.labels(command_type, "error").inc()
+            # A lost race that outlasted its retries, or a database out of reach, is a 503 to
+            # retry, not a failure of the command; anything else is a bug the log must show.
+            # Without an idempotency key: a retry of the request runs the command again.
+            if not is_unavailable(exc):
+                await self._record_failure(record, command, "internal_error",
+                                           INTERNAL_ERROR_MESSAGE)
             raise
         COMMANDS.labels(command_type, "completed").inc()
         audit.info("command %s %s by %r: completed", command_id, command_type, subject)
         return replace(result, response=response)
 
-    async def _record_failure(self, record: CommandRecord, refusal: Refusal) -> None:
-        """Only the command log learns of a refusal: no state, event or outbox row."""
-        error = json.dumps({"code": refusal.code, "message": refusal.message})
+    async def _record_failure(self, record: CommandRecord, command: Command, code: str,
+                              message: str) -> None:
+        """Only the command log learns of a failed command: no state, event or outbox row. It
+        names the ids the command names, since it changed none."""
+        error = json.dumps({"code": code, "message": message})
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(commands.insert().values(**record.row("failed", error)))
+                row = replace(record, customer_id=await acting_customer(SqlAggregates(conn),
+                                                                        command),
+                              aggregate_ids=tuple(named_ids(command))).row("failed", error)
+                await conn.execute(commands.insert().values(**row))
         except Exception as exc:
             if record.idempotency is not None and unique_violation(exc) == "idempotency":
                 raise IdempotencyRaceError() from exc
-            # The refusal is the answer; losing its log entry must not hide it.
+            # The failure is the answer; losing its log entry must not hide it.
             log.exception("could not record failed command %s", record.command_id)
 
     async def command_status(self, command_id: str) -> dict | None:
         async with read_only(self._engine).connect() as conn:
             row = (await conn.execute(
-                sa.select(commands).where(commands.c.command_id == command_id)
+                sa.select(*LOG_COLUMNS).where(commands.c.command_id == command_id)
             )).mappings().first()
-        if row is None:
-            return None
-        return dict(row)
+        return None if row is None else dict(row)
+
+    async def customer_commands(self, customer_id: str, *, status: str | None = None,
+                                subject: str | None = None,
+                                before: tuple[datetime, str] | None = None,
+                                limit: int = 50) -> list[dict]:
+        """A customer's command log, newest first (ties by command id, descending): up to
+        `limit` commands, only of `status` and of `subject` when given, and only those after
+        `before` (the (created_at, command_id) of the last one of the previous page)."""
+        query = sa.select(*LOG_COLUMNS).where(commands.c.customer_id == customer_id)
+        if status is not None:
+            query = query.where(commands.c.status == status)
+        if subject is not None:
+            query = query.where(commands.c.subject == subject)
+        if before is not None:
+            at, command_id = before
+            # The bound on the time alone lets the index start at the cursor.
+            query = query.where(commands.c.created_at <= at, sa.or_(
+                commands.c.created_at < at, commands.c.command_id < command_id))
+        query = query.order_by(commands.c.created_at.desc(), commands.c.command_id.desc()) \
+            .limit(limit)
+        async with read_only(self._engine).connect() as conn:
+            return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+    async def customer_known(self, customer_id: str) -> bool:
+        """Whether the customer is registered or any command acted for it (a refused
+        registration names a customer that does not exist)."""
+        async with read_only(self._engine).connect() as conn:
+            return await conn.scalar(sa.select(
+                sa.exists().where(customers.c.customer_id == customer_id)
+                | sa.exists().where(commands.c.customer_id == customer_id)))
+
+
+# What the command log shows of a command (never its stored idempotent response).
+LOG_COLUMNS = (commands.c.command_id, commands.c.command_type, commands.c.status,
+               commands.c.created_at, commands.c.completed_at, commands.c.error,
+               commands.c.subject, commands.c.customer_id, commands.c.aggregate_ids,
+               commands.c.payload)

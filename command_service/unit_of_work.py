@@ -9,7 +9,7 @@ the state change it describes was committed.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import DBAPIError
@@ -20,7 +20,7 @@ from command_service.db.errors import ConcurrentUpdateError, unique_violation
 from command_service.db.repository import SqlAggregates
 from command_service.db.tables import commands, events, naive_utc, outbox
 from command_service.domain.errors import AlreadyExistsError, EmailTakenError
-from command_service.domain.model import Account
+from command_service.domain.model import Account, Customer
 from command_service.idempotency import IdempotencyKey, IdempotencyRaceError, StoredResponse
 from command_service.outbox_envelope import envelope_of, outbox_headers
 from command_service.ports import UnitOfWork
@@ -35,12 +35,18 @@ class CommandRecord:
     idempotency: IdempotencyKey | None = None
     response: StoredResponse | None = None  # stored only for an idempotent command
     subject: str = "system"  # who sent it: the token's `sub` (audit; scopes idempotency keys)
+    # The command log's view of the command (command_service/command_log.py).
+    customer_id: str | None = None
+    aggregate_ids: tuple[str, ...] = ()
+    payload: dict = field(default_factory=dict)
 
     def row(self, status: str, error: str | None = None) -> dict:
         values = dict(command_id=self.command_id, command_type=self.command_type,
                       status=status, created_at=naive_utc(self.created_at),
                       completed_at=naive_utc(datetime.now(UTC)), error=error,
-                      subject=self.subject)
+                      subject=self.subject, customer_id=self.customer_id,
+                      aggregate_ids=json.dumps(list(self.aggregate_ids)),
+                      payload=json.dumps(self.payload, ensure_ascii=False))
         if self.idempotency is not None and self.response is not None:
             values.update(
                 idempotency_key=self.idempotency.key,
@@ -106,6 +112,11 @@ class SqlUnitOfWork(UnitOfWork):
         """account id -> customer id, for every account this command touched."""
         return {a.account_id: a.customer_id for a in self.aggregates.changed()
                 if isinstance(a, Account)}
+
+    def changed_ids(self) -> tuple[str, ...]:
+        """The ids of the aggregates this command changed, in the order they were first seen."""
+        return tuple(a.customer_id if isinstance(a, Customer) else a.account_id
+                     for a in self.aggregates.changed())
 
     async def commit(self, record: CommandRecord) -> list[EventEnvelope]:
         """Write state, command, events and outbox rows, then commit. Returns the envelopes."""

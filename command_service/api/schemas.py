@@ -179,4 +179,22 @@ class CommandStatusOut(BaseModel):
     subject: str | None = Field(
         description="who sent it: the `sub` of its bearer token (`anonymous` with "
                     "authentication off); null if recorded before subjects were")
-    error: dict | None = None
+    error: dict | None = Field(None, description="`{\"code\", \"message\"}` of a failed "
+                                                "command; `internal_error` for a bug")
+    customer_id: UUID | None = Field(
+        description="the customer it acts for: the one it names, else the owner of the "
+                    "account it acts on; null if none, or if recorded before the command log")
+    aggregate_ids: list[str] = Field(
+        description="the aggregates a completed command changed; the customer and account "
+                    "ids a failed command names")
+    payload: dict = Field(
+        description="the command's input as accepted, named as in the request body, money as "
+                    "decimal strings; {} if recorded before the command log",
+        examples=[{"account_id": "5b0f8f5e-6c7a-4b7e-9d1e-2f3a4b5c6d7e", "amount": "12.50",
+                   "reference": None}])
+
+
+class CommandLogPage(BaseModel):
+    items: list[CommandStatusOut]
+    next_cursor: str | None = Field(description="opaque; pass as `cursor` for the next page, "
+                                                 "null on the last")

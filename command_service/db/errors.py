@@ -99,6 +99,12 @@ def is_transient_conflict(exc: BaseException) -> bool:
     return isinstance(exc, ConcurrentUpdateError) or meaning(exc) in _RETRYABLE
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a command's error is answered 503 (UNAVAILABLE, and the timeouts and refused
+    connections shared/http.py adds): a condition to retry, not a failure of the command."""
+    return isinstance(exc, (*UNAVAILABLE, TimeoutError, ConnectionError))
+
+
 # What a unique violation names, on each backend: MySQL/MariaDB the index ("for key
 # 'uq_…'" or 'PRIMARY'), SQLite the columns ("UNIQUE constraint failed: commands.subject, …").
 # Parsed from those parts only: the rest of the message quotes user data (the duplicate value).

@@ -81,9 +81,17 @@ commands = sa.Table(
     # Who sent the command: the `sub` of its bearer token ("anonymous" with authentication
     # off, "system" in-process; "" for commands recorded before 0002 added the column).
     sa.Column("subject", sa.String(255), nullable=False),
+    # What the command log shows of the command (command_service/command_log.py): the customer
+    # it acts for, the aggregates it changed (or named, if it did not complete) as a JSON list,
+    # and its input as a JSON object. NULL for commands recorded before migration 0005.
+    sa.Column("customer_id", sa.String(36), nullable=True),
+    sa.Column("aggregate_ids", sa.Text, nullable=True),
+    sa.Column("payload", LongText, nullable=True),
     # An Idempotency-Key belongs to its subject: two callers may pick the same key.
     sa.UniqueConstraint("subject", "idempotency_key", name="uq_commands_subject_idempotency_key"),
     sa.Index("ix_commands_expires_at", "expires_at"),
+    # A customer's command log, newest first (GET /v1/customers/{id}/commands).
+    sa.Index("ix_commands_customer_log", "customer_id", "created_at", "command_id"),
 )
 
 events = sa.Table(

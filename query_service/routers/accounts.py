@@ -7,16 +7,16 @@ from fastapi import APIRouter, Query, Response
 
 from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
-from query_service.cursors import (
+from query_service.deps import ConsistencyDep, Db, Reader
+from query_service.filters import Cursor, From, Kind, Limit, To, time_window
+from query_service.schemas import AccountPage, AccountType, AccountView, Status, TransactionPage
+from shared.auth import Principal
+from shared.cursors import (
     continue_newest_first,
     decode_cursor,
     encode_cursor,
     newest_first_cursor,
 )
-from query_service.deps import ConsistencyDep, Db, Reader
-from query_service.filters import Cursor, From, Kind, Limit, To, time_window
-from query_service.schemas import AccountPage, AccountType, AccountView, Status, TransactionPage
-from shared.auth import Principal
 from shared.http import ERROR_RESPONSES, ApiError, json_response
 from shared.money import Currency
 from shared.readmodel import ACCOUNTS, TRANSACTIONS, every_account_index

@@ -245,7 +245,8 @@ async def test_every_command_answers_its_documented_shape_versions_and_token(set
         assert {"command_id", "type", "status", "created_at", "completed_at",
                 "subject"} <= set(body)
         assert set(body) <= {"command_id", "type", "status", "created_at", "completed_at",
-                             "subject", "error"}, body
+                             "subject", "error", "customer_id", "aggregate_ids",
+                             "payload"}, body
         assert body["subject"] == "test-admin"  # the sub of the Stack's token
         assert body["command_id"] == deposit["command_id"]
         assert body["status"] == "completed"
@@ -273,7 +274,8 @@ async def test_command_status_reports_refused_commands_as_failed_and_unknown_one
         assert status.status_code == 200, status.text
         body = status.json()
         assert set(body) == {"command_id", "type", "status", "created_at", "completed_at",
-                             "subject", "error"}, body
+                             "subject", "error", "customer_id", "aggregate_ids",
+                             "payload"}, body
         assert body["command_id"] == command_id
         assert body["status"] == "failed"
         assert isinstance(body["error"], dict) and body["error"]["code"] == "insufficient_funds"

@@ -28,10 +28,10 @@ import pytest
 import pytest_asyncio
 
 from command_service.db.migrate import upgrade_to_head
-from query_service.cursors import encode_cursor
 from shared.auth import ADMIN, mint_token
 from shared.config import Settings
 from shared.consistency import encode_token
+from shared.cursors import encode_cursor
 from tests.stack import TEST_JWT_SECRET, Stack
 from tests.support.backends import BROKER_KINDS
 
@@ -82,6 +82,9 @@ async def seed(stack: Stack) -> dict[str, list[str]]:
     ids["consistency_tokens"] = [moved.headers["X-Consistency-Token"],
                                  encode_token({first: 1, ids["customers"][0]: 1})]
     ids["cursors"] = [encode_cursor({"before": 2}), encode_cursor({"after": ids["customers"][0]})]
+    log = (await stack.commands.get(f"/v1/customers/{ids['customers'][0]}/commands",
+                                    params={"limit": 1})).json()
+    ids["command_cursors"] = [log["next_cursor"]]
     for account_id in (first, second):
         await stack.eventually(f"/v1/accounts/{account_id}",
                                lambda r: r.status_code == 200 and r.json()["version"] == 2)
@@ -100,9 +103,13 @@ def config(service: str, ids: dict[str, list[str]], examples: int) -> str:
     bindings = {"path.account_id": "accounts", "path.customer_id": "customers"}
     if service == "commands":
         bindings |= {"path.command_id": "commands", "body.customer_id": "customers",
-                     "body.from_account_id": "accounts", "body.to_account_id": "accounts"}
-        # The same account on both sides of a transfer is schema-valid but 422 (docs/api.md).
-        operations = [("/v1/transfers", ["2xx", "401", "403", "404", "409", "422", "429"])]
+                     "body.from_account_id": "accounts", "body.to_account_id": "accounts",
+                     "query.cursor": "command_cursors"}
+        # The same account on both sides of a transfer is schema-valid but 422 (docs/api.md),
+        # and so is a cursor the service did not issue (real ones are mixed in above).
+        operations = [("/v1/transfers", ["2xx", "401", "403", "404", "409", "422", "429"]),
+                      ("/v1/customers/{customer_id}/commands",
+                       ["2xx", "401", "403", "404", "422"])]
     else:
         bindings |= {"header.X-Consistency-Token": "consistency_tokens",
                      "query.cursor": "cursors"}

@@ -1,5 +1,5 @@
 """Opaque strings the services hand out: the read-your-writes token (shared/consistency.py)
-and the keyset paging cursor (query_service/cursors.py). Anything a client sends back that the
+and the keyset paging cursor (shared/cursors.py). Anything a client sends back that the
 service did not issue is a clean refusal (InvalidToken / 422), never a crash."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from query_service.cursors import decode_cursor, encode_cursor
 from shared.consistency import MAX_TOKEN_CHARS, InvalidToken, decode_token, encode_token
+from shared.cursors import decode_cursor, encode_cursor
 from shared.http import ApiError
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]*$")
