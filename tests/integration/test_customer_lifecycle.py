@@ -47,6 +47,11 @@ async def test_a_change_writes_one_event_per_changed_field_and_nothing_when_noth
         assert "X-Consistency-Token" in both.headers
         assert await _event_types(engine, customer_id) == [
             "CustomerRegistered", "CustomerRenamed", "CustomerEmailChanged"]
+        record = (await stack.commands.get(f"/v1/commands/{both.json()['command_id']}")).json()
+        assert {k: record[k] for k in ("type", "customer_id", "aggregate_ids", "payload")} == {
+            "type": "change_customer", "customer_id": customer_id,
+            "aggregate_ids": [customer_id], "payload": {
+                "customer_id": customer_id, "name": "Ada King", "email": "ada.king@example.com"}}
 
         before = await _writes(engine)
         same = await stack.commands.patch(f"/v1/customers/{customer_id}",
@@ -111,6 +116,9 @@ async def test_every_refusal_has_its_code_and_writes_nothing_but_its_command_rec
                             status=200)
         assert closed.json() | {"command_id": None} == {
             "customer_id": grace, "status": "closed", "version": 2, "command_id": None}
+        record = (await stack.commands.get(f"/v1/commands/{closed.json()['command_id']}")).json()
+        assert (record["type"], record["payload"]) == (
+            "close_customer", {"customer_id": grace, "reason": "moved abroad"})
         before = await _writes(engine)
         for method, path, body in [
             ("PATCH", f"/v1/customers/{grace}", {"name": "Grace"}),
