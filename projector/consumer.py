@@ -26,12 +26,13 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 from pymongo.errors import PyMongoError
 
 from projector.dead_letters import DeadLetters, ParkedAggregates
 from projector.delivery import Delivered, decode_batch
 from projector.failures import EARLIER_PARKED, FailureJudge, RetryPolicy
+from projector.health import Health
 from projector.planner import BatchPlan
 from projector.store import ReadStore, WriteConflictError, project_events
 from shared.backoff import Backoff
@@ -50,10 +51,6 @@ APPLY_LAG = Histogram("cqrs_projector_commit_to_apply_seconds",
                       "Age of an event (since its command committed) when its views were written",
                       buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
 
-CONSUMER_LAG = Gauge("cqrs_projector_consumer_lag_events",
-                     "Messages on the broker not yet consumed, per partition (exact on Kafka; "
-                     "approximate on Tansu, whose end offsets can under-report)", ["partition"])
-
 
 
 # A write conflict is another projector's overlapping write: plan again soon. A read-store
@@ -71,6 +68,7 @@ class Projector(ConsumerRebalanceListener):
         self._reader = reader
         self._dead_letters = DeadLetters(store.db, reader)
         self._parked = ParkedAggregates(self._dead_letters)
+        self.health = Health(consumer, self._dead_letters)
         self._batch_size = batch_size
         self._poll_ms = poll_ms
         self._judge = FailureJudge(retry)
@@ -109,6 +107,7 @@ class Projector(ConsumerRebalanceListener):
             batch = await self._consumer.getmany(timeout_ms=self._poll_ms,
                                                  max_records=self._batch_size)
             pending = self._decode(batch)
+            self.health.fetched(pending)
             if not batch and not self._held and not self._unreadable:
                 continue
             if not await self._project_until_done(pending, stop):
@@ -120,6 +119,7 @@ class Projector(ConsumerRebalanceListener):
                 # and whoever owns the partitions now re-reads from the last commit.
                 log.warning("offset commit failed (%s); the batch will be re-delivered",
                             exc.__class__.__name__)
+            self.health.settled(self._held)
 
     def _decode(self, batch: dict[TopicPartition, list]) -> list[Delivered]:
         """The batch's readable events; the rest waits in `_undecodable` and `_unreadable`
@@ -231,25 +231,10 @@ class Projector(ConsumerRebalanceListener):
     async def _measure_lag_every_second(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await self.measure_lag()
+                await self.health.measure()
             except Exception as exc:  # a gauge must never end the projector, nor stop itself
-                log.warning("could not measure the consumer lag: %s", exc.__class__.__name__)
+                log.warning("could not measure the lag: %s", exc.__class__.__name__)
             await sleep_unless_stopped(stop, 1.0)
-
-    async def measure_lag(self) -> None:
-        """How far each assigned partition's end is ahead of what we consumed. The ends come
-        from one ListOffsets request, exact on Kafka (a fetch's high watermark would be stale,
-        and unknown for a partition not fetched yet)."""
-        assigned = list(self._consumer.assignment())
-        try:
-            # Bounded: with the broker away this must not hold up the loop (or a stop).
-            ends = await asyncio.wait_for(self._consumer.end_offsets(assigned), 2.0) \
-                if assigned else {}
-            for partition, end in ends.items():
-                position = await self._consumer.position(partition)
-                CONSUMER_LAG.labels(str(partition.partition)).set(max(0, end - position))
-        except (AssertionError, IllegalStateError, KafkaError, TimeoutError):
-            return  # reassigned or unreachable while we looked: measured again in a second
 
     async def _commit(self, batch: dict[TopicPartition, list]) -> None:
         """Commit each partition we still own up to its last message, or up to its oldest

@@ -121,6 +121,9 @@ class DeadLetters:
         return await self._collection.find(query).sort(
             [("aggregate_id", 1), ("version", 1)]).to_list()
 
+    async def count_parked(self) -> int:
+        return await self._collection.count_documents({"status": PARKED})
+
     async def get(self, entry_id: str) -> dict | None:
         return await self._collection.find_one({"_id": entry_id})
 

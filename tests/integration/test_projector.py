@@ -19,6 +19,7 @@ from command_service.service import CommandService
 from projector.consumer import Projector
 from projector.dead_letters import DeadLetters
 from projector.failures import RetryPolicy
+from projector.health import LAG_SECONDS, PARKED, PARKED_EVERY_S
 from projector.store import ReadStore
 from shared.envelope import EventEnvelope
 from shared.kafka import ensure_topic, make_consumer
@@ -147,11 +148,22 @@ async def test_a_gap_is_held_back_until_the_missing_event_arrives(engine, settin
         await until(lambda: _at_version(read_db, account_id, 1))
         await asyncio.sleep(0.5)
         assert await account_version(read_db, account_id) == 1  # v3, v4 wait for v2
+        # The lag gauge sees the held events waiting, and how long (the alert's signal).
+        await until(lambda: _gauge_above(LAG_SECONDS, 0.5))
 
         await publish(settings, [missing])
         await until(lambda: _at_version(read_db, account_id, 4))
+        await until(lambda: _gauge_at(LAG_SECONDS, 0))
 
     await assert_views_exact(read_db, customer_id, account_id)
+
+
+async def _gauge_above(gauge, value: float) -> bool:
+    return gauge._value.get() > value
+
+
+async def _gauge_at(gauge, value: float) -> bool:
+    return gauge._value.get() == value
 
 
 async def _at_version(read_db, account_id: str, version: int) -> bool:
@@ -247,5 +259,9 @@ async def test_a_gap_that_never_fills_is_parked_after_its_timeout(engine, settin
             if len(parked) == 2:
                 break
             await asyncio.sleep(0.05)
+        # The parked count reaches the gauge the DeadLetterParked alert watches; parked, the
+        # events no longer wait in the projector.
+        await until(lambda: _gauge_at(PARKED, 2), timeout_s=PARKED_EVERY_S * 3)
+        await until(lambda: _gauge_at(LAG_SECONDS, 0))
     assert [(e["version"], e["error"].split(":")[0]) for e in parked] == [(3, "gap"), (4, "gap")]
     assert await account_version(read_db, account_id) == 1  # nothing applied out of order

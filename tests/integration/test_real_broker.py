@@ -23,7 +23,8 @@ from command_service.outbox.backlog import outbox_backlog
 from command_service.outbox.lease import LeaderLease
 from command_service.outbox.relay import OutboxRelay
 from operations.status import collect_status
-from projector.consumer import CONSUMER_LAG, Projector
+from projector.consumer import Projector
+from projector.health import CONSUMER_LAG
 from projector.store import ReadStore
 from shared.kafka import ensure_topic, make_consumer, make_producer, start_producer
 from shared.readmodel import ViewDatabase
@@ -69,7 +70,7 @@ async def test_consumer_lag_is_exactly_published_minus_consumed_per_partition(
         assert sum(consumed.values()) == 25
         await consumer.commit()  # what the projector does once the batch's writes are durable
 
-        await Projector(consumer, ReadStore(ViewDatabase(read_db))).measure_lag()
+        await Projector(consumer, ReadStore(ViewDatabase(read_db))).health.measure_partitions()
         expected = {p: published[p] - consumed[p] for p in range(settings.kafka_topic_partitions)}
         gauge = {p: CONSUMER_LAG.labels(str(p))._value.get() for p in expected}
         assert gauge == expected
