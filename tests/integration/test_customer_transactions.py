@@ -117,9 +117,10 @@ async def test_paging_holds_under_concurrent_inserts_and_a_customer_sees_only_it
                                             headers=mine), 403, "forbidden")
 
 
-async def _plan(read_db, query: dict, sort: dict, limit: int,
-                hint: str | None) -> tuple[set[str], int, int]:
-    find = {"find": TRANSACTIONS, "filter": query, "sort": sort, "limit": limit}
+async def explain_find(read_db, query: dict, sort: dict, limit: int, hint: str | None,
+                       collection: str = TRANSACTIONS) -> tuple[set[str], int, int]:
+    """(plan stages, documents examined, documents returned) of a find, as the server ran it."""
+    find = {"find": collection, "filter": query, "sort": sort, "limit": limit}
     explained = await read_db.command({"explain": find | ({"hint": hint} if hint else {}),
                                        "verbosity": "executionStats"})
 
@@ -168,7 +169,7 @@ async def test_no_transaction_query_scans_the_collection(settings, read_db):
         # Explained as the service runs it: with the index it names for a customer's query.
         hint = (customer_transactions_index(query.get("kind"), query.get("currency"))
                 if "customer_id" in query else None)
-        stages, examined, returned = await _plan(read_db, query, dict(sort), 51, hint)
+        stages, examined, returned = await explain_find(read_db, query, dict(sort), 51, hint)
         assert "COLLSCAN" not in stages and "IXSCAN" in stages, (query, stages)
         assert examined <= 7, (query, examined, returned)  # never the busy customer's 41
         if "$or" in query:
