@@ -69,8 +69,7 @@ class ReadStore:
     async def write(self, plan: BatchPlan, loaded: dict[str, dict[str, Doc]]) -> None:
         """Dependants first, primaries last (see planner.py for why the order matters). The
         history, the transactions and the statistics depend on nothing written here, so they
-        go together;
-        the statistics must be written before the customer view, whose version a
+        go together; the statistics must be written before the customer view, whose version a
         read-your-writes wait on the statistics goes by."""
         await _all_done(
             self._upsert(HISTORY, plan.history),
