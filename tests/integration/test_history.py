@@ -163,6 +163,9 @@ async def test_refusals_confinement_and_consistency_tokens(settings, read_db):
                                   ({"limit": "many"}, "limit"),
                                   ({"cursor": "bm90IGEgY3Vyc29y"}, "cursor"),
                                   ({"cursor": "eyJiZWZvcmUiOiJ4In0"}, "cursor"),
+                                  # {"before": 2**70}: past what the read store can compare
+                                  ({"cursor": "eyJiZWZvcmUiOjExODA1OTE2MjA3MTc0MTEzMDM0MjR9"},
+                                   "cursor"),
                                   ({"cursor": "x" * 600}, "cursor")]:
                 checks.run(f"{path} {params}", await stack.queries.get(path, params=params),
                            422, "validation_error", field)
