@@ -3,8 +3,9 @@
 What the views should hold is computed twice and both are checked: from the write model's
 state tables (balances, statuses, versions, names) and by folding the event log through the
 same pure projections the projector uses (transaction counts, customer totals, daily
-statistics). Repair works per customer: the customer's own view, its accounts' views, their
-transactions and the customer's daily statistics are projected afresh from the event log and
+statistics, every history entry). Repair works per customer: the customer's own view, its
+accounts' views, their transactions and histories and the customer's daily statistics are
+projected afresh from the event log and
 replace what is stored, each document guarded by the revision it was read at, so a live
 projector writing at the same moment is never overwritten.
 """
@@ -30,13 +31,23 @@ from projector.projections import (
     apply_to_customer,
     apply_to_daily_stats,
     daily_stats_id,
+    history_doc,
+    history_id,
     transaction_kind,
 )
 from projector.store import ReadStore, WriteConflictError, conflict_pause_s
-from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, TRANSACTIONS, ViewDatabase
+from shared.readmodel import (
+    ACCOUNTS,
+    CUSTOMERS,
+    DAILY_STATS,
+    HISTORY,
+    TRANSACTIONS,
+    ViewDatabase,
+)
 
 STATS_COMPARED = ("deposits_minor", "withdrawals_minor", "transfers_in_minor",
                   "transfers_out_minor", "count")
+HISTORY_COMPARED = ("aggregate_id", "version", "type", "command_id", "event_id", "details")
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,38 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
                                    want["customer_id"]))
     drift += [Drift(DAILY_STATS, doc_id, "_id", None, doc_id, doc.get("customer_id"))
               for doc_id, doc in actual_stats.items()]
+    return drift + await history_drift(engine, views)
+
+
+async def history_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
+    """Each event's history entry, compared a batch of the log at a time (memory: one batch,
+    and one count per aggregate); then any entry the log has no event for."""
+    drift: list[Drift] = []
+    owners: dict[str, str] = {}
+    last_versions: dict[str, int] = {}
+    async for batch in read_events(engine):
+        wanted = {history_id(e.aggregate_id, e.version): (e, history_doc(e)) for e in batch}
+        stored = {d["_id"]: d async for d in views[HISTORY].find({"_id": {"$in": list(wanted)}})}
+        for entry_id, (event, want) in wanted.items():
+            owner = owners[event.aggregate_id] = (
+                event.payload["customer_id"] if event.aggregate_type == "account"
+                else event.aggregate_id)
+            last_versions[event.aggregate_id] = event.version
+            have = stored.get(entry_id)
+            if have is None:
+                drift.append(Drift(HISTORY, entry_id, "_id", entry_id, None, owner))
+                continue
+            drift += [Drift(HISTORY, entry_id, name, want[name], have.get(name), owner)
+                      for name in HISTORY_COMPARED if have.get(name) != want[name]]
+            if not _same_moment(have.get("occurred_at"), want["occurred_at"]):
+                drift.append(Drift(HISTORY, entry_id, "occurred_at", want["occurred_at"],
+                                   have.get("occurred_at"), owner))
+    async for entry in views[HISTORY].find({}, {"aggregate_id": 1, "version": 1}):
+        aggregate_id, version = entry.get("aggregate_id"), entry.get("version")
+        if (not isinstance(version, int) or entry["_id"] != history_id(aggregate_id, version)
+                or not 1 <= version <= last_versions.get(aggregate_id, 0)):
+            drift.append(Drift(HISTORY, entry["_id"], "_id", None, entry["_id"],
+                               owners.get(aggregate_id)))
     return drift
 
 
@@ -197,13 +240,22 @@ async def _repair_customer(engine: AsyncEngine, views: ViewDatabase, customer_id
               for e in batch]
     fresh = plan_batch(events, {}, {}, {})  # from nothing: the whole history is in order
     await _replace(views, DAILY_STATS, fresh.daily_stats, before[DAILY_STATS])
-    await views[TRANSACTIONS].bulk_write(
-        [DeleteMany({"account_id": {"$in": account_ids},
-                     "_id": {"$nin": [t["_id"] for t in fresh.transactions]}})]
-        + [ReplaceOne({"_id": t["_id"]}, t, upsert=True) for t in fresh.transactions],
-        ordered=True)
+    await _replace_entries(views, TRANSACTIONS, {"account_id": {"$in": account_ids}},
+                           fresh.transactions)
+    await _replace_entries(views, HISTORY, {"aggregate_id": {"$in": [customer_id, *account_ids]}},
+                           fresh.history)
     await _replace(views, CUSTOMERS, fresh.customers, before[CUSTOMERS])
     await _replace(views, ACCOUNTS, fresh.accounts, before[ACCOUNTS])
+
+
+async def _replace_entries(views: ViewDatabase, view: str, owned: dict,
+                           docs: list[Doc]) -> None:
+    """Entries are written once and never change (see ReadStore._upsert): what `owned`
+    selects becomes exactly `docs`, in one ordered bulk write."""
+    await views[view].bulk_write(
+        [DeleteMany({**owned, "_id": {"$nin": [d["_id"] for d in docs]}})]
+        + [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs],
+        ordered=True)
 
 
 async def _replace(views: ViewDatabase, view: str, docs: dict[str, Doc],

@@ -5,8 +5,9 @@ judged against the version its aggregate's *primary* view already holds (the acc
 account events, the customer view's own version for customer events):
 - version <= held: a redelivery or an old event, skipped;
 - version == held + 1: applied to the primary view and to every view that depends on it
-  (transactions, daily statistics, the customer's account entry); dependants are written
-  first, the primary last, so a crash in between re-applies only idempotent writes;
+  (the aggregate's history, transactions, daily statistics, the customer's account entry);
+  dependants are written first, the primary last, so a crash in between re-applies only
+  idempotent writes;
 - version > held + 1: a gap; held back with every later event of that aggregate, retried.
 """
 
@@ -17,13 +18,13 @@ from dataclasses import dataclass, field
 
 from projector.projections import (
     ACCOUNT_EVENTS,
-    CUSTOMER_EVENTS,
     Doc,
     UnknownEventError,
     apply_to_account,
     apply_to_customer,
     apply_to_daily_stats,
     daily_stats_id,
+    history_doc,
     transaction_doc,
 )
 from shared.envelope import EventEnvelope
@@ -35,6 +36,7 @@ class BatchPlan:
     customers: dict[str, Doc] = field(default_factory=dict)
     transactions: list[Doc] = field(default_factory=list)
     daily_stats: dict[str, Doc] = field(default_factory=dict)
+    history: list[Doc] = field(default_factory=list)  # one entry per applied event
     applied: list[EventEnvelope] = field(default_factory=list)
     duplicates: list[EventEnvelope] = field(default_factory=list)
     held: list[EventEnvelope] = field(default_factory=list)
@@ -94,6 +96,7 @@ def _apply(plan: BatchPlan, event: EventEnvelope, views: dict[str, dict[str, Doc
     """Apply one in-order event to every view it touches. Everything is computed first, so an
     event that fails leaves the plan untouched."""
     accounts, customers, stats = views["accounts"], views["customers"], views["daily_stats"]
+    entry = history_doc(event)  # refuses an event type this release does not know
     if event.event_type in ACCOUNT_EVENTS:
         account = apply_to_account(accounts.get(event.aggregate_id), event)
         customer_id = event.payload["customer_id"]
@@ -107,8 +110,7 @@ def _apply(plan: BatchPlan, event: EventEnvelope, views: dict[str, dict[str, Doc
             plan.transactions.append(transaction)
         if day is not None:
             stats[stats_id] = plan.daily_stats[stats_id] = day
-    elif event.event_type in CUSTOMER_EVENTS:
+    else:  # one of the customer's own events
         customer = apply_to_customer(customers.get(event.aggregate_id), event)
         customers[event.aggregate_id] = plan.customers[event.aggregate_id] = customer
-    else:
-        raise UnknownEventError(f"unknown event type {event.event_type}")
+    plan.history.append(entry)

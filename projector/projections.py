@@ -27,6 +27,29 @@ CUSTOMER_EVENTS = {"CustomerRegistered", "CustomerRenamed", "CustomerEmailChange
                    "CustomerClosed"}
 
 
+# The fields of each event's payload an entry of its aggregate's history shows: those of the
+# published contract (docs/events/), without the aggregate's own id, which the entry's key
+# holds. Named, not copied, so a newer producer's extra field shows up nowhere.
+_MONEY_FIELDS = ("customer_id", "currency", "transaction_id", "amount_minor",
+                 "balance_after_minor", "reference")
+_TRANSFER_FIELDS = (*_MONEY_FIELDS, "transfer_id", "counterparty_account_id")
+HISTORY_DETAILS: dict[str, tuple[str, ...]] = {
+    "CustomerRegistered": ("name", "email"),
+    "CustomerRenamed": ("name",),
+    "CustomerEmailChanged": ("email",),
+    "CustomerClosed": ("reason",),
+    "AccountOpened": ("customer_id", "currency", "type", "initial_deposit_minor",
+                      "balance_after_minor", "transaction_id"),
+    "MoneyDeposited": _MONEY_FIELDS,
+    "MoneyWithdrawn": _MONEY_FIELDS,
+    "TransferSent": _TRANSFER_FIELDS,
+    "TransferReceived": _TRANSFER_FIELDS,
+    "AccountFrozen": ("customer_id", "currency", "reason"),
+    "AccountUnfrozen": ("customer_id", "currency"),
+    "AccountClosed": ("customer_id", "currency"),
+}
+
+
 class UnknownEventError(ValueError):
     """An event this projector cannot apply (a newer producer, or a corrupt message)."""
 
@@ -62,6 +85,28 @@ def transaction_doc(event: EventEnvelope) -> Doc | None:
         "counterparty_account_id": p.get("counterparty_account_id"),
         "transfer_id": p.get("transfer_id"),
         "event_id": event.event_id,
+    }
+
+
+def history_id(aggregate_id: str, version: int) -> str:
+    return f"{aggregate_id}|{version}"
+
+
+def history_doc(event: EventEnvelope) -> Doc:
+    """The entry an event makes in its aggregate's history. Keyed by (aggregate, version), so
+    a redelivered event writes the same document again, in place."""
+    fields = HISTORY_DETAILS.get(event.event_type)
+    if fields is None:
+        raise UnknownEventError(f"unknown event type {event.event_type}")
+    return {
+        "_id": history_id(event.aggregate_id, event.version),
+        "aggregate_id": event.aggregate_id,
+        "version": event.version,
+        "type": event.event_type,
+        "occurred_at": event.occurred_at,
+        "command_id": event.command_id,
+        "event_id": event.event_id,
+        "details": {name: event.payload[name] for name in fields},
     }
 
 

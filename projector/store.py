@@ -25,7 +25,14 @@ from projector.planner import (
 from projector.projections import Doc
 from shared.backoff import Backoff
 from shared.envelope import EventEnvelope
-from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, TRANSACTIONS, ViewDatabase
+from shared.readmodel import (
+    ACCOUNTS,
+    CUSTOMERS,
+    DAILY_STATS,
+    HISTORY,
+    TRANSACTIONS,
+    ViewDatabase,
+)
 
 ROUND_TRIPS = Counter("cqrs_projector_store_round_trips_total",
                       "Read-store calls made by the projector", ["operation"])
@@ -61,19 +68,22 @@ class ReadStore:
 
     async def write(self, plan: BatchPlan, loaded: dict[str, dict[str, Doc]]) -> None:
         """Dependants first, primaries last (see planner.py for why the order matters). The
-        transactions and the statistics depend on nothing written here, so they go together;
-        the statistics must be written before the customer view, whose version a
+        history, the transactions and the statistics depend on nothing written here, so they
+        go together; the statistics must be written before the customer view, whose version a
         read-your-writes wait on the statistics goes by."""
         await _all_done(
-            self._insert_transactions(plan.transactions),
+            self._upsert(HISTORY, plan.history),
+            self._upsert(TRANSACTIONS, plan.transactions),
             self.replace_guarded(DAILY_STATS, plan.daily_stats, loaded.get(DAILY_STATS, {})))
         await self.replace_guarded(CUSTOMERS, plan.customers, loaded.get(CUSTOMERS, {}))
         await self.replace_guarded(ACCOUNTS, plan.accounts, loaded.get(ACCOUNTS, {}))
 
-    async def _insert_transactions(self, docs: list[Doc]) -> None:
+    async def _upsert(self, collection: str, docs: list[Doc]) -> None:
+        """Entries that never change once written: keyed by what they record, so writing one
+        again (a redelivery, a crash before the commit) replaces it with itself."""
         if docs:
-            VIEW_WRITES.labels(TRANSACTIONS).inc(len(docs))
-            await self._bulk(TRANSACTIONS, [
+            VIEW_WRITES.labels(collection).inc(len(docs))
+            await self._bulk(collection, [
                 ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs])
 
     async def replace_guarded(self, collection: str, docs: dict[str, Doc],
@@ -114,7 +124,7 @@ async def _all_done(*calls):
 
 async def project_events(store: ReadStore, events: list[EventEnvelope]) -> BatchPlan:
     """Load what the events touch, plan them, write the plan: a fixed number of round trips
-    (3 finds, at most 4 bulk writes) however many events there are. Raises
+    (3 finds, at most 5 bulk writes) however many events there are. Raises
     WriteConflictError when another writer got there first; the caller plans again."""
     await store.views.refresh()
     accounts, customers, daily_stats = await _all_done(  # three finds at once

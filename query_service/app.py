@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
-from query_service.routers import accounts, customers
+from query_service.routers import accounts, customers, history
 from shared.auth import AUTH_RESPONSES, require_reader
 from shared.config import Settings
 from shared.readmodel import ViewDatabase, make_mongo_client
@@ -44,7 +44,7 @@ SPEC = ServiceSpec(
     resources=_read_store,
     probes=_probes,
     unavailable=(ConnectionFailure, ServerSelectionTimeoutError),
-    routers=[(customers.router, _VIEWS), (accounts.router, _VIEWS)],
+    routers=[(customers.router, _VIEWS), (accounts.router, _VIEWS), (history.router, _VIEWS)],
 )
 
 

@@ -115,3 +115,18 @@ class MonthlyFigures(Figures):
 
 class CustomerMonthlyStats(BaseModel):
     months: list[MonthlyFigures]
+
+
+class HistoryEntry(BaseModel):
+    version: int
+    type: str  # the event type, e.g. "MoneyDeposited"
+    occurred_at: str
+    command_id: str
+    # The event's payload fields (docs/events/), money as decimal strings named without
+    # `_minor`: {"amount": "12.50", …}.
+    details: dict[str, str | None]
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryEntry]
+    next_cursor: str | None

@@ -84,3 +84,17 @@ def _figures(doc: dict) -> dict:
         "transfers_out": format_minor(doc["transfers_out_minor"]),
         "count": doc["count"],
     }
+
+
+def history_item(doc: dict) -> dict:
+    """An event as its aggregate's history shows it: money fields (`*_minor` in the event)
+    as decimal strings, named without the suffix, like every amount this service prints."""
+    details = {}
+    for name, value in doc["details"].items():
+        if name.endswith("_minor"):
+            details[name.removesuffix("_minor")] = format_minor(value)
+        else:
+            details[name] = value
+    return {"version": doc["version"], "type": doc["type"],
+            "occurred_at": _time(doc["occurred_at"]), "command_id": doc["command_id"],
+            "details": details}

@@ -9,6 +9,10 @@ import json
 from shared.envelope import iso_utc, parse_iso_utc
 from shared.http import ApiError
 
+# What the read store can compare a number with (a BSON int64): a bigger one in a cursor fails
+# in the driver, as a 500, unless it is refused here.
+_INT64 = range(-(2**63), 2**63)
+
 
 def encode_cursor(position: dict) -> str:
     raw = json.dumps(position, separators=(",", ":"), sort_keys=True).encode()
@@ -20,6 +24,7 @@ def decode_cursor(cursor: str, required: dict[str, type]) -> dict:
         position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(position, dict) or any(
             not isinstance(position.get(key), kind) or isinstance(position.get(key), bool)
+            or (kind is int and position[key] not in _INT64)
             for key, kind in required.items()
         ):
             raise ValueError("unexpected cursor shape")

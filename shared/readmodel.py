@@ -21,9 +21,10 @@ ACCOUNTS = "accounts"
 CUSTOMERS = "customers"
 TRANSACTIONS = "transactions"
 DAILY_STATS = "daily_stats"
+HISTORY = "history"
 DEAD_LETTERS = "dead_letters"
 VIEW_REGISTRY = "view_registry"
-VIEWS = (ACCOUNTS, CUSTOMERS, TRANSACTIONS, DAILY_STATS)  # what rebuild and verify cover
+VIEWS = (ACCOUNTS, CUSTOMERS, TRANSACTIONS, DAILY_STATS, HISTORY)  # what rebuild and verify cover
 REGISTRY_TTL_S = 1.0  # how stale a process's idea of the physical collections may be
 
 # A daily-statistics document's figure for each kind of transaction: the projector adds to
@@ -66,6 +67,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     DAILY_STATS: [IndexModel([("customer_id", ASCENDING), ("date", ASCENDING)],
                              name="customer_date")],
+    # An aggregate's events, newest first: every page of an account's or a customer's
+    # history reads only that aggregate's entries, from its cursor on.
+    HISTORY: [IndexModel([("aggregate_id", ASCENDING), ("version", DESCENDING)],
+                         name="aggregate_version", unique=True)],
     DEAD_LETTERS: [IndexModel([("aggregate_id", ASCENDING), ("version", ASCENDING)],
                               name="aggregate_version"),
                    IndexModel([("status", ASCENDING)], name="status")],

@@ -24,7 +24,14 @@ from bench.workload import bank_envelopes, produce_envelopes
 from projector.planner import plan_batch
 from projector.worker import serve_projector
 from shared.kafka import ensure_topic
-from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, TRANSACTIONS, ensure_indexes
+from shared.readmodel import (
+    ACCOUNTS,
+    CUSTOMERS,
+    DAILY_STATS,
+    HISTORY,
+    TRANSACTIONS,
+    ensure_indexes,
+)
 
 RAW_BATCH = 1000  # the projector's default getmany size
 
@@ -107,7 +114,7 @@ def planned_batches(envelopes) -> list[dict[str, list[dict]]]:
         views[ACCOUNTS].update(plan.accounts)
         views[CUSTOMERS].update(plan.customers)
         views[DAILY_STATS].update(plan.daily_stats)
-        batches.append({TRANSACTIONS: plan.transactions,
+        batches.append({HISTORY: plan.history, TRANSACTIONS: plan.transactions,
                         DAILY_STATS: list(plan.daily_stats.values()),
                         CUSTOMERS: list(plan.customers.values()),
                         ACCOUNTS: list(plan.accounts.values())})

@@ -107,6 +107,8 @@ async def test_every_v1_route_refuses_a_missing_or_bad_token_with_401(settings, 
             (stack.queries, "GET", "/v1/customers?q=owner", None),
             (stack.queries, "GET", f"/v1/accounts/{account_id}", None),
             (stack.queries, "GET", f"/v1/accounts/{account_id}/transactions", None),
+            (stack.queries, "GET", f"/v1/accounts/{account_id}/history", None),
+            (stack.queries, "GET", f"/v1/customers/{customer_id}/history", None),
             # Unknown routes and malformed bodies too: nothing is revealed before the token.
             (stack.queries, "GET", "/v1/no-such-thing", None),
             (stack.commands, "POST", "/v1/customers", "{not json"),
@@ -185,7 +187,9 @@ async def test_views_need_the_read_scope(settings, engine):
         for path in (f"/v1/customers/{customer_id}", f"/v1/accounts/{account_id}",
                      f"/v1/accounts/{account_id}/transactions", "/v1/customers?q=a",
                      f"/v1/customers/{customer_id}/stats",
-                     f"/v1/customers/{customer_id}/accounts"):
+                     f"/v1/customers/{customer_id}/accounts",
+                     f"/v1/accounts/{account_id}/history",
+                     f"/v1/customers/{customer_id}/history"):
             check_error(await stack.queries.get(path, headers=writer), 403, "forbidden")
         await stack.eventually(f"/v1/accounts/{account_id}", lambda r: r.status_code == 200)
         assert (await stack.queries.get(f"/v1/accounts/{account_id}",

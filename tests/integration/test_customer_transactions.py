@@ -127,8 +127,8 @@ async def test_no_transaction_query_scans_the_collection(settings, read_db):
         busy_account = await open_account(stack, busy, initial_deposit="1.00")
         await asyncio.gather(*(post(stack, f"/v1/accounts/{busy_account}/deposits",
                                     {"amount": "1.00"}) for _ in range(40)))
-        await stack.eventually(f"/v1/accounts/{busy_account}",
-                               lambda r: r.json()["version"] == 41)
+        await stack.eventually(f"/v1/accounts/{busy_account}",  # a 404 until it is projected
+                               lambda r: r.status_code == 200 and r.json()["version"] == 41)
     total = await read_db[TRANSACTIONS].count_documents({})
     assert total == 7 + 41
     newest = await read_db[TRANSACTIONS].find({"customer_id": customer_id}).sort(

@@ -23,7 +23,14 @@ from projector.planner import BatchPlan, plan_batch
 from projector.store import ReadStore
 from shared.envelope import EventEnvelope
 from shared.kafka import ensure_topic, make_producer
-from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, TRANSACTIONS, ViewDatabase
+from shared.readmodel import (
+    ACCOUNTS,
+    CUSTOMERS,
+    DAILY_STATS,
+    HISTORY,
+    TRANSACTIONS,
+    ViewDatabase,
+)
 from shared.upcasting import READABLE_VERSIONS, UPCASTERS, EventReader
 from tests.integration.test_cli import run_cli
 from tests.integration.test_projector import RunningProjector, publish, until
@@ -56,8 +63,10 @@ async def assert_views_are(read_db, expected: BatchPlan) -> None:
                   async for doc in views[collection].find({}, {"_rev": 0})}
         want = {key: _comparable(doc) for key, doc in getattr(expected, name).items()}
         assert stored == want, name
-    stored = await views[TRANSACTIONS].find({}).sort("_id", 1).to_list()
-    assert stored == sorted(expected.transactions, key=lambda t: t["_id"])
+    for collection, entries in ((TRANSACTIONS, expected.transactions),
+                                (HISTORY, expected.history)):
+        stored = await views[collection].find({}).sort("_id", 1).to_list()
+        assert stored == sorted(entries, key=lambda t: t["_id"]), collection
 
 
 async def views_applied(read_db, versions: dict[tuple[str, str], int]) -> bool:

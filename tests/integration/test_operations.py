@@ -11,7 +11,15 @@ from operations.rebuild import rebuild
 from operations.verify import find_drift, repair
 from projector.dead_letters import DeadLetters
 from projector.store import ReadStore
-from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, TRANSACTIONS, ViewDatabase
+from shared.readmodel import (
+    ACCOUNTS,
+    CUSTOMERS,
+    DAILY_STATS,
+    HISTORY,
+    TRANSACTIONS,
+    ViewDatabase,
+)
+from tests.integration.test_query_api_contract import walk_pages
 from tests.stack import Stack
 
 
@@ -60,6 +68,38 @@ async def test_verify_reports_each_kind_of_drift_and_repair_removes_it(settings,
         assert await find_drift(engine, views) == []
         view = (await stack.queries.get(f"/v1/accounts/{first['account_id']}")).json()
         assert view["balance"] == "90.00"
+
+
+async def test_verify_finds_a_missing_an_extra_and_a_wrong_history_entry_and_repair_fixes_them(
+        settings, engine, read_db):
+    async with Stack(settings) as stack:
+        [account] = await open_accounts(stack, 1)
+        account_id, customer_id = account["account_id"], account["customer_id"]
+        frozen = await stack.commands.post(f"/v1/accounts/{account_id}/freeze",
+                                           json={"reason": "audit"})
+        await settle(stack, account_id, frozen.json()["version"])
+        views = ViewDatabase(read_db)
+        assert await find_drift(engine, views) == []
+        entries = await read_db[HISTORY].find({"aggregate_id": account_id}).sort(
+            "version", 1).to_list()
+        assert [e["type"] for e in entries] == ["AccountOpened", "AccountFrozen"]
+        before = await stack.queries.get(f"/v1/accounts/{account_id}/history")
+
+        await read_db[HISTORY].delete_one({"aggregate_id": customer_id, "version": 1})
+        await read_db[HISTORY].update_one({"_id": entries[1]["_id"]},
+                                          {"$set": {"details.reason": "forged"}})
+        await read_db[HISTORY].insert_one({**entries[1], "_id": f"{account_id}|3", "version": 3})
+
+        drift = await find_drift(engine, views)
+        assert {(d.view, d.doc_id, d.field) for d in drift} == {
+            (HISTORY, f"{customer_id}|1", "_id"), (HISTORY, entries[1]["_id"], "details"),
+            (HISTORY, f"{account_id}|3", "_id")}
+        assert {d.customer_id for d in drift} == {customer_id}
+
+        assert await repair(engine, views, {customer_id}) == 1
+        assert await find_drift(engine, views) == []
+        after = await stack.queries.get(f"/v1/accounts/{account_id}/history")
+        assert after.json() == before.json()
 
 
 async def test_a_poison_event_parks_only_its_aggregate_and_retry_applies_in_order(
@@ -142,7 +182,9 @@ async def test_a_rebuild_under_write_load_ends_equal_to_the_live_model(settings,
 
         registry = await read_db["view_registry"].find_one({"_id": "views"})
         assert registry[ACCOUNTS].startswith("accounts__r")
+        assert registry[HISTORY].startswith("history__r")
         assert ACCOUNTS not in await read_db.list_collection_names()  # old one dropped
+        assert HISTORY not in await read_db.list_collection_names()
         for account_id in accounts:  # the query service followed the switch
             await stack.eventually(f"/v1/accounts/{account_id}",
                                    lambda r: r.status_code == 200, timeout_s=10)
@@ -156,6 +198,12 @@ async def test_a_rebuild_under_write_load_ends_equal_to_the_live_model(settings,
                 break
             await asyncio.sleep(0.2)
         assert drift == []
+        # The rebuilt history serves, from its own indexes, every event of the account.
+        pages = await walk_pages(stack, f"/v1/accounts/{accounts[0]}/history", 500)
+        assert [e["version"] for page in pages for e in page] == list(
+            range(last.json()["version"], 0, -1))
+        indexes = await read_db[registry[HISTORY]].index_information()
+        assert indexes["aggregate_version"]["unique"]
 
 
 async def test_two_projectors_share_the_partitions_and_together_apply_everything(

@@ -61,5 +61,5 @@ def test_an_older_history_plans_exactly_the_views_of_the_current_one(history):
     from_current = plan_batch(current_prefix(older), {}, {})
     assert not from_older.failed and not from_older.held
     assert len(from_older.applied) == len(from_current.applied) == len(older)
-    for view in ("accounts", "customers", "transactions", "daily_stats"):
+    for view in ("accounts", "customers", "transactions", "daily_stats", "history"):
         assert getattr(from_older, view) == getattr(from_current, view), view

@@ -174,6 +174,8 @@ def test_a_garbage_cursor_is_a_422_in_the_contract_format(cursor):
         ({"before": 3.0}, {"before": int}),
         ({"before": True}, {"before": int}),
         ({"before": None}, {"before": int}),
+        ({"before": 2**63}, {"before": int}),  # more than the read store compares
+        ({"before": -(2**63) - 1}, {"before": int}),
         ({"after": 7}, {"after": str}),
         ({"after": None}, {"after": str}),
         ({"after": ["x"]}, {"after": str}),

@@ -1,0 +1,65 @@
+"""Every event of one account or one customer, newest first: what happened to it, when, and by
+which command, lifecycle events included."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+
+from query_service import access, views
+from query_service.consistency import read_consistent
+from query_service.deps import ConsistencyDep, Db, Reader
+from query_service.filters import Cursor, Limit
+from query_service.routers.accounts import _account as visible_account
+from query_service.schemas import HistoryPage
+from shared.cursors import decode_cursor, encode_cursor
+from shared.http import ERROR_RESPONSES, ApiError, json_response
+from shared.readmodel import CUSTOMERS, HISTORY, ViewDatabase
+
+router = APIRouter(tags=["history"])
+VIEW_ERRORS = {k: ERROR_RESPONSES[k] for k in (404, 422, 503)}
+
+
+@router.get("/v1/accounts/{account_id}/history", response_model=HistoryPage,
+            responses=VIEW_ERRORS, summary="Every event of the account, newest first")
+async def account_history(account_id: UUID, db: Db, consistency: ConsistencyDep,
+                          reader: Reader, limit: Limit = 50, cursor: Cursor = None) -> Response:
+    # The account view is written after the history, so once it holds a version, the history
+    # holds every entry up to that version.
+    await visible_account(db, account_id, consistency, reader)
+    return await _page(db, str(account_id), limit, cursor)
+
+
+@router.get("/v1/customers/{customer_id}/history", response_model=HistoryPage,
+            responses=VIEW_ERRORS,
+            summary="Every event of the customer itself (not of its accounts), newest first")
+async def customer_history(customer_id: UUID, db: Db, consistency: ConsistencyDep,
+                           reader: Reader, limit: Limit = 50,
+                           cursor: Cursor = None) -> Response:
+    key = str(customer_id)
+    access.ensure_may_see_customer(reader, key)
+    # The customer view is written after the history; its own version counts its own events
+    # (its accounts' versions, which the token may name too, are not this history's).
+    doc = await read_consistent(
+        lambda: db[CUSTOMERS].find_one({"_id": key}, {"version": 1}),
+        lambda d: consistency.wants(key, d.get("version", 0) if d else None), consistency)
+    # Version 0: account events arrived before the customer's registration was applied.
+    if doc is None or doc.get("version", 0) == 0:
+        raise ApiError(404, "customer_not_found", f"customer {key} does not exist")
+    return await _page(db, key, limit, cursor)
+
+
+async def _page(db: ViewDatabase, aggregate_id: str, limit: int, cursor: str | None) -> Response:
+    """Newest first by version; the cursor is the last version served, so events appended
+    while a client pages (all of them newer) never shift a later page."""
+    match: dict = {"aggregate_id": aggregate_id}
+    if cursor is not None:
+        match["version"] = {"$lt": decode_cursor(cursor, {"before": int})["before"]}
+    docs = await db[HISTORY].find(match).sort("version", -1).hint("aggregate_version") \
+        .limit(limit + 1).to_list()
+    page = docs[:limit]
+    next_cursor = (encode_cursor({"before": page[-1]["version"]})
+                   if len(docs) > limit else None)
+    return json_response({"items": [views.history_item(d) for d in page],
+                          "next_cursor": next_cursor})
