@@ -63,13 +63,22 @@ class RegisterCustomerIn(Strict):
     customer_id: UUID | None = None
 
 
+def _changes_at_least_one(schema: dict) -> None:
+    """Each field may be left out but is never null (so no `default: null`, which would
+    contradict its type), and at least one is given."""
+    schema["minProperties"] = 1
+    for field in schema["properties"].values():
+        field.pop("default", None)
+
+
 class ChangeCustomerIn(Strict):
-    name: Name | None = None
-    email: Email | None = None
+    model_config = ConfigDict(json_schema_extra=_changes_at_least_one)
+    name: Name = None
+    email: Email = None
 
     @model_validator(mode="after")
     def _changes_something(self) -> ChangeCustomerIn:
-        if self.name is None and self.email is None:
+        if not self.model_fields_set:
             raise ValueError("name a field to change: name, email or both")
         return self
 
