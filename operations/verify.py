@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 from pymongo import DeleteMany, ReplaceOne
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from command_service.event_log import read_events
 from command_service.state_reads import account_ids_of, account_states, customer_states
+from operations.drift import Drift, same_moment
+from operations.history_check import HistoryCheck
 from projector.planner import plan_batch
 from projector.projections import (
     ACCOUNT_EVENTS,
@@ -31,11 +32,10 @@ from projector.projections import (
     apply_to_customer,
     apply_to_daily_stats,
     daily_stats_id,
-    history_doc,
-    history_id,
     transaction_kind,
 )
 from projector.store import ReadStore, WriteConflictError, conflict_pause_s
+from shared.envelope import EventEnvelope
 from shared.readmodel import (
     ACCOUNTS,
     CUSTOMERS,
@@ -47,17 +47,6 @@ from shared.readmodel import (
 
 STATS_COMPARED = ("deposits_minor", "withdrawals_minor", "transfers_in_minor",
                   "transfers_out_minor", "count")
-HISTORY_COMPARED = ("aggregate_id", "version", "type", "command_id", "event_id", "details")
-
-
-@dataclass(frozen=True)
-class Drift:
-    view: str
-    doc_id: str
-    field: str
-    expected: Any
-    actual: Any
-    customer_id: str | None  # what `--repair` re-projects
 
 
 @dataclass
@@ -71,7 +60,11 @@ class Expected:
     transaction_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-async def fold_event_log(engine: AsyncEngine) -> Expected:
+async def fold_event_log(
+        engine: AsyncEngine,
+        each: Callable[[EventEnvelope, str], None] | None = None) -> Expected:
+    """What the views should hold; `each(event, customer id)` sees every event on the way, so
+    a check of a per-event view needs no second pass over the log."""
     expected = Expected()
     async for batch in read_events(engine):
         for event in batch:
@@ -88,12 +81,15 @@ async def fold_event_log(engine: AsyncEngine) -> Expected:
                 customer_id = event.aggregate_id
             expected.customers[customer_id] = apply_to_customer(
                 expected.customers.get(customer_id), event)
+            if each is not None:
+                each(event, customer_id)
     return expected
 
 
 async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
     await views.refresh()
-    expected = await fold_event_log(engine)
+    history = await HistoryCheck.load(views)
+    expected = await fold_event_log(engine, history.check)
     drift: list[Drift] = []
     account_rows = await account_states(engine)
     customer_rows = await customer_states(engine)
@@ -114,7 +110,7 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
                                    row.customer_id))
         # Only the event log knows when the status last changed.
         changed_at = want.get("status_changed_at")
-        if not _same_moment(have.get("status_changed_at"), changed_at):
+        if not same_moment(have.get("status_changed_at"), changed_at):
             drift.append(Drift(ACCOUNTS, account_id, "status_changed_at", changed_at,
                                have.get("status_changed_at"), row.customer_id))
     drift += [Drift(ACCOUNTS, doc_id, "_id", None, doc_id, doc.get("customer_id"))
@@ -150,39 +146,7 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
                                    want["customer_id"]))
     drift += [Drift(DAILY_STATS, doc_id, "_id", None, doc_id, doc.get("customer_id"))
               for doc_id, doc in actual_stats.items()]
-    return drift + await history_drift(engine, views)
-
-
-async def history_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
-    """Each event's history entry, compared a batch of the log at a time (memory: one batch,
-    and one count per aggregate); then any entry the log has no event for."""
-    drift: list[Drift] = []
-    owners: dict[str, str] = {}
-    last_versions: dict[str, int] = {}
-    async for batch in read_events(engine):
-        wanted = {history_id(e.aggregate_id, e.version): (e, history_doc(e)) for e in batch}
-        stored = {d["_id"]: d async for d in views[HISTORY].find({"_id": {"$in": list(wanted)}})}
-        for entry_id, (event, want) in wanted.items():
-            owner = owners[event.aggregate_id] = (
-                event.payload["customer_id"] if event.aggregate_type == "account"
-                else event.aggregate_id)
-            last_versions[event.aggregate_id] = event.version
-            have = stored.get(entry_id)
-            if have is None:
-                drift.append(Drift(HISTORY, entry_id, "_id", entry_id, None, owner))
-                continue
-            drift += [Drift(HISTORY, entry_id, name, want[name], have.get(name), owner)
-                      for name in HISTORY_COMPARED if have.get(name) != want[name]]
-            if not _same_moment(have.get("occurred_at"), want["occurred_at"]):
-                drift.append(Drift(HISTORY, entry_id, "occurred_at", want["occurred_at"],
-                                   have.get("occurred_at"), owner))
-    async for entry in views[HISTORY].find({}, {"aggregate_id": 1, "version": 1}):
-        aggregate_id, version = entry.get("aggregate_id"), entry.get("version")
-        if (not isinstance(version, int) or entry["_id"] != history_id(aggregate_id, version)
-                or not 1 <= version <= last_versions.get(aggregate_id, 0)):
-            drift.append(Drift(HISTORY, entry["_id"], "_id", None, entry["_id"],
-                               owners.get(aggregate_id)))
-    return drift
+    return drift + history.drift()
 
 
 async def find_lasting_drift(engine: AsyncEngine, views: ViewDatabase,
@@ -196,13 +160,6 @@ async def find_lasting_drift(engine: AsyncEngine, views: ViewDatabase,
     seen = {(d.view, d.doc_id, d.field): repr(d.actual) for d in first}
     return [d for d in await find_drift(engine, views)
             if seen.get((d.view, d.doc_id, d.field)) == repr(d.actual)]
-
-
-def _same_moment(stored: datetime | None, folded: datetime | None) -> bool:
-    """The read store keeps milliseconds (BSON dates); the event log, microseconds."""
-    if stored is None or folded is None:
-        return stored is folded
-    return abs((stored - folded).total_seconds()) < 0.001
 
 
 def _entries(doc: Doc) -> list[tuple]:

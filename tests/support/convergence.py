@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from operations.verify import Drift, find_drift
+from operations.drift import Drift
+from operations.verify import find_drift
 from shared.readmodel import ViewDatabase
 
 
