@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from command_service import event_log
 from command_service.outbox.backlog import outbox_backlog
 from command_service.outbox.lease import current_lease
-from projector.dead_letters import PARKED
+from projector.dead_letters import DeadLetters
 from shared.config import Settings
 from shared.envelope import iso_utc
-from shared.readmodel import ACCOUNTS, CUSTOMERS, DEAD_LETTERS, VIEWS, ViewDatabase
+from shared.readmodel import ACCOUNTS, CUSTOMERS, VIEWS, ViewDatabase
 
 
 @dataclass
@@ -66,7 +66,7 @@ async def collect_status(settings: Settings, engine: AsyncEngine, db: AsyncDatab
                 "updated_at", -1).limit(1).to_list()
             newest_doc = latest[0]["updated_at"] if latest else None
         status.views[view] = (count, newest_doc)
-    status.parked = await db[DEAD_LETTERS].count_documents({"status": PARKED})
+    status.parked = await DeadLetters(db).count_parked()
 
     try:
         status.partitions, status.first_offsets = await _partition_offsets(settings)
@@ -151,8 +151,7 @@ def as_json(status: Status) -> dict:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    # The write model's times are naive UTC; the read store's are aware.
-    return iso_utc(moment.replace(tzinfo=moment.tzinfo or UTC)) if moment else None
+    return iso_utc(moment) if moment else None  # naive (the write model's) is read as UTC
 
 
 def render(status: Status) -> Group:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import Query
 
-from query_service.schemas import TransactionKind
+from query_service.schemas import AccountType, Status, TransactionKind
+from shared.money import Currency
 
 
 def aware(moment: datetime) -> datetime:
@@ -31,3 +32,7 @@ To = Annotated[datetime | None, Query(description="ISO 8601, exclusive")]
 Kind = Annotated[TransactionKind | None, Query(description="only this kind")]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=512)]
+# An account list's filters (a customer's accounts, every account), each optional.
+StatusFilter = Annotated[Status | None, Query(description="only accounts in this status")]
+CurrencyFilter = Annotated[Currency | None, Query(description="only accounts in this currency")]
+TypeFilter = Annotated[AccountType | None, Query(description="only accounts of this type")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 
 from shared.envelope import iso_utc, parse_iso_utc
 from shared.http import ApiError
@@ -39,23 +40,40 @@ def invalid_cursor() -> ApiError:
                     [{"field": "cursor", "message": "not a cursor this service issued"}])
 
 
+def newest_first_position(cursor: str) -> tuple[datetime, str]:
+    """The (time, id) of the last item a newest-first page served, as its cursor names them."""
+    after = decode_cursor(cursor, {"at": str, "id": str})
+    try:
+        return parse_iso_utc(after["at"]), after["id"]
+    except ValueError:
+        raise invalid_cursor() from None
+
+
 def continue_newest_first(match: dict, cursor: str, field: str) -> None:
     """Narrow `match` to what follows the cursor's item in a list sorted newest first by the
     time `field`, ties by `_id` descending (the cursor is that item's time and id)."""
-    after = decode_cursor(cursor, {"at": str, "id": str})
-    try:
-        at = parse_iso_utc(after["at"])
-    except ValueError:
-        raise invalid_cursor() from None
+    at, last_id = newest_first_position(cursor)
     # The bound on the time alone lets an index start at the cursor; the `$or` then drops what
     # shares its time and came before it.
     match.setdefault(field, {})["$lte"] = at
-    match["$or"] = [{field: {"$lt": at}}, {field: at, "_id": {"$lt": after["id"]}}]
+    match["$or"] = [{field: {"$lt": at}}, {field: at, "_id": {"$lt": last_id}}]
 
 
-def newest_first_cursor(docs: list[dict], limit: int, field: str) -> str | None:
-    """The cursor after a page of `limit` from `docs` (read with one more), if more follow."""
-    if len(docs) <= limit:
+def newest_first_cursor(items: list[dict], limit: int, field: str,
+                        id_field: str = "_id") -> str | None:
+    """The cursor after a page of `limit` from `items` (read with one more), if more follow."""
+    if len(items) <= limit:
         return None
-    last = docs[limit - 1]
-    return encode_cursor({"at": iso_utc(last[field]), "id": last["_id"]})
+    last = items[limit - 1]
+    return encode_cursor({"at": iso_utc(last[field]), "id": last[id_field]})
+
+
+def continue_below(match: dict, cursor: str, field: str) -> None:
+    """Narrow `match` to what follows the cursor's item in a list sorted by the integer
+    `field` descending (a version: unique within the list, so no tie to break)."""
+    match[field] = {"$lt": decode_cursor(cursor, {"before": int})["before"]}
+
+
+def below_cursor(items: list[dict], limit: int, field: str) -> str | None:
+    """The cursor after a page of `limit` from `items` (read with one more), if more follow."""
+    return encode_cursor({"before": items[limit - 1][field]}) if len(items) > limit else None

@@ -90,6 +90,11 @@ def _validation_details(exc: RequestValidationError) -> list[dict]:
     return details
 
 
+# What a dependency's outage raises whatever its driver, on top of the drivers' own errors each
+# service names: answered 503 like them.
+ANY_DEPENDENCY_DOWN: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError)
+
+
 def install_error_handlers(app: FastAPI, unavailable: tuple[type[BaseException], ...] = ()) -> None:
     """Every error leaves in one shape: {"error": {"code", "message", "details"}}."""
 
@@ -117,7 +122,7 @@ def install_error_handlers(app: FastAPI, unavailable: tuple[type[BaseException],
                               "a dependency is unavailable; retry shortly",
                               headers={"Retry-After": "1"})
 
-    for exc_type in (*unavailable, TimeoutError, ConnectionError):
+    for exc_type in (*unavailable, *ANY_DEPENDENCY_DOWN):
         app.add_exception_handler(exc_type, _dependency_down)
 
     @app.exception_handler(Exception)

@@ -17,6 +17,8 @@ from enum import StrEnum
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from shared.http import ANY_DEPENDENCY_DOWN
+
 
 class ConcurrentUpdateError(Exception):
     """Another transaction changed an aggregate since we read it; the command is retried."""
@@ -100,9 +102,9 @@ def is_transient_conflict(exc: BaseException) -> bool:
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether a command's error is answered 503 (UNAVAILABLE, and the timeouts and refused
-    connections shared/http.py adds): a condition to retry, not a failure of the command."""
-    return isinstance(exc, (*UNAVAILABLE, TimeoutError, ConnectionError))
+    """Whether a command's error is answered 503 (the command service's error handlers take
+    the same two sets): a condition to retry, not a failure of the command."""
+    return isinstance(exc, (*UNAVAILABLE, *ANY_DEPENDENCY_DOWN))
 
 
 # What a unique violation names, on each backend: MySQL/MariaDB the index ("for key

@@ -53,13 +53,7 @@ class Customer:
     @classmethod
     def register(cls, *, customer_id: str, name: str, email: str, now: datetime) -> Customer:
         customer = cls(customer_id=customer_id, name=name, email=email)
-        customer.version = 1
-        customer.pending_events.append(
-            ev.CustomerRegistered(
-                aggregate_id=customer_id, version=1, occurred_at=now,
-                customer_id=customer_id, name=name, email=email,
-            )
-        )
+        customer._record(ev.CustomerRegistered, now, name=name, email=email)
         return customer
 
     def change(self, *, name: str | None, email: str | None, now: datetime) -> None:
@@ -86,7 +80,8 @@ class Customer:
         if self.status is CustomerStatus.CLOSED:
             raise CustomerClosedError()
 
-    def _record(self, event_type: type[ev.CustomerEvent], now: datetime, **fields) -> None:
+    def _record(self, event_type: type[ev.CustomerRegistered | ev.CustomerEvent], now: datetime,
+                **fields) -> None:
         self.version += 1
         self.pending_events.append(event_type(
             aggregate_id=self.customer_id, version=self.version, occurred_at=now,

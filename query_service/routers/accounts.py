@@ -1,31 +1,39 @@
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
 from query_service.deps import ConsistencyDep, Db, Reader
-from query_service.filters import Cursor, From, Kind, Limit, To, time_window
-from query_service.schemas import AccountPage, AccountType, AccountView, Status, TransactionPage
+from query_service.filters import (
+    CurrencyFilter,
+    Cursor,
+    From,
+    Kind,
+    Limit,
+    StatusFilter,
+    To,
+    TypeFilter,
+    time_window,
+)
+from query_service.schemas import AccountPage, AccountView, TransactionPage
 from shared.auth import Principal
 from shared.cursors import (
+    below_cursor,
+    continue_below,
     continue_newest_first,
-    decode_cursor,
-    encode_cursor,
     newest_first_cursor,
 )
 from shared.http import ERROR_RESPONSES, ApiError, json_response
-from shared.money import Currency
 from shared.readmodel import ACCOUNTS, TRANSACTIONS, every_account_index
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 VIEW_ERRORS = {k: ERROR_RESPONSES[k] for k in (404, 422, 503)}
 
 
-async def _account(db: Db, account_id: UUID, consistency: Consistency,
+async def visible_account(db: Db, account_id: UUID, consistency: Consistency,
                    reader: Principal) -> dict:
     """The account view, if the reader may see it (a customer's token: its own accounts)."""
     key = str(account_id)
@@ -48,10 +56,9 @@ async def every_account(
     db: Db,
     consistency: ConsistencyDep,
     reader: Reader,
-    status: Annotated[Status | None, Query(description="only accounts in this status")] = None,
-    currency: Annotated[Currency | None, Query(description="only accounts in this currency")]
-    = None,
-    type: Annotated[AccountType | None, Query(description="only accounts of this type")] = None,
+    status: StatusFilter = None,
+    currency: CurrencyFilter = None,
+    type: TypeFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Response:
@@ -89,7 +96,8 @@ async def _holds_token_accounts(db: Db, consistency: Consistency) -> None:
             summary="One account: balance, status, version, transaction count")
 async def account(account_id: UUID, db: Db, consistency: ConsistencyDep,
                   reader: Reader) -> Response:
-    return json_response(views.account_view(await _account(db, account_id, consistency, reader)))
+    doc = await visible_account(db, account_id, consistency, reader)
+    return json_response(views.account_view(doc))
 
 
 @router.get("/{account_id}/transactions", response_model=TransactionPage,
@@ -107,17 +115,14 @@ async def transactions(
 ) -> Response:
     # The account view is written after its transactions, so once it holds a version, the
     # history holds every entry up to that version.
-    await _account(db, account_id, consistency, reader)
+    await visible_account(db, account_id, consistency, reader)
     match: dict = {"account_id": str(account_id)}
     if kind is not None:
         match["kind"] = kind
     match.update(time_window(from_, to))
     if cursor is not None:
-        match["account_version"] = {"$lt": decode_cursor(cursor, {"before": int})["before"]}
+        continue_below(match, cursor, "account_version")
     docs = await db[TRANSACTIONS].find(match).sort("account_version", -1) \
         .limit(limit + 1).to_list()
-    page = docs[:limit]
-    next_cursor = (encode_cursor({"before": page[-1]["account_version"]})
-                   if len(docs) > limit else None)
-    return json_response({"items": [views.transaction_item(d) for d in page],
-                          "next_cursor": next_cursor})
+    return json_response({"items": [views.transaction_item(d) for d in docs[:limit]],
+                          "next_cursor": below_cursor(docs, limit, "account_version")})

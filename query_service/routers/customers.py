@@ -10,16 +10,25 @@ from fastapi import APIRouter, Query, Response
 from query_service import access, views
 from query_service.consistency import Consistency, read_consistent
 from query_service.deps import ConsistencyDep, Db, Reader
-from query_service.filters import Cursor, From, Kind, Limit, To, aware, time_window
+from query_service.filters import (
+    CurrencyFilter,
+    Cursor,
+    From,
+    Kind,
+    Limit,
+    StatusFilter,
+    To,
+    TypeFilter,
+    aware,
+    time_window,
+)
 from query_service.schemas import (
     AccountList,
-    AccountType,
     Customer360,
     CustomerMonthlyStats,
     CustomerPage,
     CustomerStats,
     CustomerStatus,
-    Status,
     TransactionPage,
 )
 from shared.auth import Principal
@@ -57,9 +66,14 @@ async def _registered_customer(db: Db, customer_id: UUID, consistency: Consisten
     access.ensure_may_see_customer(reader, key)
     doc = await read_consistent(lambda: db[CUSTOMERS].find_one({"_id": key}),
                                 customer_behind(key, consistency), consistency)
-    # Version 0: account events arrived before the customer's registration was applied.
+    return registered(doc, key)
+
+
+def registered(doc: dict | None, customer_id: str) -> dict:
+    """The customer view, or 404 where it does not exist yet. Version 0: account events
+    arrived before the customer's registration was applied."""
     if doc is None or doc.get("version", 0) == 0:
-        raise ApiError(404, "customer_not_found", f"customer {key} does not exist")
+        raise ApiError(404, "customer_not_found", f"customer {customer_id} does not exist")
     return doc
 
 
@@ -110,10 +124,9 @@ async def customer_accounts(
     db: Db,
     consistency: ConsistencyDep,
     reader: Reader,
-    status: Annotated[Status | None, Query(description="only accounts in this status")] = None,
-    currency: Annotated[Currency | None, Query(description="only accounts in this currency")]
-    = None,
-    type: Annotated[AccountType | None, Query(description="only accounts of this type")] = None,
+    status: StatusFilter = None,
+    currency: CurrencyFilter = None,
+    type: TypeFilter = None,
 ) -> Response:
     doc = await _registered_customer(db, customer_id, consistency, reader)
     wanted = {"status": status, "currency": currency, "type": type}

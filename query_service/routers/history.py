@@ -11,10 +11,11 @@ from query_service import access, views
 from query_service.consistency import read_consistent
 from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.filters import Cursor, Limit
-from query_service.routers.accounts import _account as visible_account
+from query_service.routers.accounts import visible_account
+from query_service.routers.customers import registered
 from query_service.schemas import HistoryPage
-from shared.cursors import decode_cursor, encode_cursor
-from shared.http import ERROR_RESPONSES, ApiError, json_response
+from shared.cursors import below_cursor, continue_below
+from shared.http import ERROR_RESPONSES, json_response
 from shared.readmodel import CUSTOMERS, HISTORY, ViewDatabase
 
 router = APIRouter(tags=["history"])
@@ -44,9 +45,7 @@ async def customer_history(customer_id: UUID, db: Db, consistency: ConsistencyDe
     doc = await read_consistent(
         lambda: db[CUSTOMERS].find_one({"_id": key}, {"version": 1}),
         lambda d: consistency.wants(key, d.get("version", 0) if d else None), consistency)
-    # Version 0: account events arrived before the customer's registration was applied.
-    if doc is None or doc.get("version", 0) == 0:
-        raise ApiError(404, "customer_not_found", f"customer {key} does not exist")
+    registered(doc, key)
     return await _page(db, key, limit, cursor)
 
 
@@ -55,11 +54,8 @@ async def _page(db: ViewDatabase, aggregate_id: str, limit: int, cursor: str | N
     while a client pages (all of them newer) never shift a later page."""
     match: dict = {"aggregate_id": aggregate_id}
     if cursor is not None:
-        match["version"] = {"$lt": decode_cursor(cursor, {"before": int})["before"]}
+        continue_below(match, cursor, "version")
     docs = await db[HISTORY].find(match).sort("version", -1).hint("aggregate_version") \
         .limit(limit + 1).to_list()
-    page = docs[:limit]
-    next_cursor = (encode_cursor({"before": page[-1]["version"]})
-                   if len(docs) > limit else None)
-    return json_response({"items": [views.history_item(d) for d in page],
-                          "next_cursor": next_cursor})
+    return json_response({"items": [views.history_item(d) for d in docs[:limit]],
+                          "next_cursor": below_cursor(docs, limit, "version")})

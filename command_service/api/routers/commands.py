@@ -14,8 +14,8 @@ from command_service.api.deps import CommandServiceDep
 from command_service.api.schemas import CommandLogPage, CommandStatusOut
 from command_service.db.tables import naive_utc
 from shared.auth import Principal, authenticate, forbidden
-from shared.cursors import decode_cursor, encode_cursor, invalid_cursor
-from shared.envelope import iso_utc, parse_iso_utc
+from shared.cursors import newest_first_cursor, newest_first_position
+from shared.envelope import iso_utc
 from shared.http import ERROR_RESPONSES, ApiError
 
 router = APIRouter(tags=["commands"])
@@ -59,20 +59,14 @@ async def customer_commands(
         before=before, limit=limit + 1)
     if not rows and before is None and not await service.customer_known(key):
         raise ApiError(404, "customer_not_found", f"customer {key} does not exist")
-    page = rows[:limit]
-    next_cursor = (encode_cursor({"at": iso_utc(page[-1]["created_at"]),
-                                  "id": page[-1]["command_id"]})
-                   if len(rows) > limit else None)
-    return {"items": [command_view(row) for row in page], "next_cursor": next_cursor}
+    return {"items": [command_view(row) for row in rows[:limit]],
+            "next_cursor": newest_first_cursor(rows, limit, "created_at", "command_id")}
 
 
 def _position(cursor: str) -> tuple[datetime, str]:
     """The (created_at, command_id) of the last command a cursor's page served."""
-    after = decode_cursor(cursor, {"at": str, "id": str})
-    try:
-        return naive_utc(parse_iso_utc(after["at"])), after["id"]
-    except ValueError:
-        raise invalid_cursor() from None
+    at, command_id = newest_first_position(cursor)
+    return naive_utc(at), command_id
 
 
 def command_view(row: dict) -> dict:
