@@ -1,23 +1,24 @@
-"""One line, never a traceback, when a command cannot reach what it needs.
+"""One line, never a traceback, when a command cannot use what it needs.
 
 Every CLI command (the operator commands, and the four processes at start-up) talks to some of
 three dependencies: the write database, the broker and the read store. When one does not
 answer, the operator needs to know which one, at which address, and which setting to change;
 a 300-line traceback ending in `ServerSelectionTimeoutError` says none of that. This module is
 the one place that recognises a dependency's "not reachable" errors (from the drivers, through
-SQLAlchemy's wrapping and exception chains) and phrases them."""
+SQLAlchemy's wrapping and exception chains) and phrases them; likewise a write model that is
+not there yet, and an operator command run where there is no stack to work on. What the
+command prints for any other error is cli/failures.py's."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-import typer
+import sqlalchemy as sa
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
 from pymongo.errors import ConnectionFailure
@@ -57,11 +58,46 @@ def read_store(settings: Settings) -> Dependency:
 
 class DependencyDown(Exception):
     def __init__(self, dependency: Dependency, reason: str) -> None:
-        super().__init__(dependency.line(reason, _source(dependency.setting)))
+        super().__init__(dependency.line(reason, source(dependency.setting)))
         self.dependency = dependency
 
 
-def _source(setting: str) -> str:
+MIGRATE_HINT = "run `cqrs-accounts migrate`, or `make dev` in this folder"
+
+
+class NoWriteModel(Exception):
+    """The write database is reachable but holds no write model (on SQLite: no file at all),
+    because nothing was migrated there yet. Waiting does not fix it; migrating does."""
+
+    def __init__(self, dependency: Dependency, reason: str) -> None:
+        super().__init__(f"no write model at {dependency.address} ({dependency.setting}"
+                         f"{source(dependency.setting)}): {reason}; {MIGRATE_HINT}")
+
+
+LOCATION_SETTINGS = ("CQRS_DATABASE_URL", "CQRS_MONGO_URL", "CQRS_KAFKA_BOOTSTRAP_SERVERS")
+
+
+class NoStack(Exception):
+    """An operator command with nothing to work on: no `make dev` runs in this folder and no
+    setting says where a stack is. The defaults would point it at whatever happens to listen
+    on 27017 and 9092 (another clone's stack, a developer's own MongoDB), not at this one."""
+
+    def __init__(self) -> None:
+        super().__init__("no stack to work on: `make dev` is not running in this folder and "
+                         f"none of {', '.join(LOCATION_SETTINGS)} is set; start `make dev` "
+                         "here, or set them")
+
+
+def require_a_stack() -> None:
+    """For an operator command: raise NoStack unless a dev stack's file or a setting says
+    where the stack is."""
+    from cli.dev_settings import present
+
+    if present() is None and not any(name in os.environ for name in LOCATION_SETTINGS):
+        raise NoStack
+
+
+def source(setting: str) -> str:
     """Where the address came from, when not from the environment: the dev stack's file."""
     from cli.dev_settings import value_from_file
 
@@ -69,7 +105,7 @@ def _source(setting: str) -> str:
         value_from_file(setting) is not None else ""
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
+def chain(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     stack = [exc]
     while stack:
@@ -89,7 +125,7 @@ REFUSED_WORDING = ("refused", "connect call failed", f"[errno {errno.ECONNREFUSE
 
 
 def _reason(exc: BaseException) -> str:
-    for e in _chain(exc):
+    for e in chain(exc):
         text = str(e).lower()
         if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == \
                 errno.ECONNREFUSED or any(words in text for words in REFUSED_WORDING):
@@ -101,11 +137,13 @@ def _reason(exc: BaseException) -> str:
     return exc.__class__.__name__
 
 
-def classify(exc: BaseException, settings: Settings) -> DependencyDown | None:
-    """The dependency `exc` says is unreachable, or None when it is some other failure."""
-    if isinstance(exc, DependencyDown):
+def classify(exc: BaseException,
+             settings: Settings) -> DependencyDown | NoWriteModel | NoStack | None:
+    """The dependency `exc` says is unreachable (or that a write model or a stack is missing),
+    or None when it is some other failure."""
+    if isinstance(exc, DependencyDown | NoWriteModel | NoStack):
         return exc
-    for e in _chain(exc):
+    for e in chain(exc):
         if isinstance(e, ConnectionFailure):  # pymongo: ServerSelectionTimeoutError and kin
             return DependencyDown(read_store(settings), _reason(e))
         if isinstance(e, KafkaConnectionError | NodeNotReadyError | KafkaTimeoutError):
@@ -118,11 +156,18 @@ def classify(exc: BaseException, settings: Settings) -> DependencyDown | None:
 # -- probes: the four processes check what they need before they start serving --------------
 
 async def probe_database(settings: Settings) -> None:
-    from command_service.db.engine import create_engine, ping
+    """The write database answers and holds the write model. A SQLite file that is not there
+    is not created (connecting would): a command that only reads leaves nothing behind."""
+    from command_service.db.engine import create_engine, read_only
 
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        raise NoWriteModel(write_database(settings), "the file does not exist")
     engine = create_engine(settings)
     try:
-        await ping(engine)
+        async with read_only(engine).connect() as conn:
+            if not await conn.run_sync(lambda sync: sa.inspect(sync).has_table("events")):
+                raise NoWriteModel(write_database(settings), "it has no tables")
     finally:
         await engine.dispose()
 
@@ -169,27 +214,3 @@ async def wait_until_reachable(settings: Settings, needed: list[str], wait_s: fl
                     raise classify(exc, settings) or DependencyDown(
                         DEPENDENCY_OF[name](settings), _reason(exc)) from None
                 await asyncio.sleep(pause)
-
-
-@contextmanager
-def one_line_when_unreachable(settings: Settings, console) -> Iterator[None]:
-    """Around an operator command: a dependency that does not answer ends the command with
-    one line on `console` and exit status 1; any other error goes up as it is. The drivers'
-    own reconnect chatter is silenced, since the line says everything they would."""
-    noisy = [logging.getLogger(name) for name in ("aiokafka", "pymongo")]
-    levels = [logger.level for logger in noisy]
-    for logger in noisy:
-        logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    except typer.Exit:  # a command's own exit status (typer.Exit is a RuntimeError)
-        raise
-    except Exception as exc:
-        down = classify(exc, settings)
-        if down is None:
-            raise
-        console.print(str(down), markup=False, highlight=False)
-        raise typer.Exit(1) from None
-    finally:  # a process that goes on to run keeps its drivers' warnings
-        for logger, level in zip(noisy, levels, strict=True):
-            logger.setLevel(level)

@@ -11,12 +11,23 @@ from rich.console import Console
 from shared.config import Settings, SettingsError, load_settings
 from shared.observability import configure_logging
 
+# Rich's pretty tracebacks (with every frame's locals) are off: a failure is one line
+# (cli/failures.py), and `--debug` shows Python's own traceback.
 app = typer.Typer(help="CQRS bank accounts: command and query services, outbox relay, projector.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 err = Console(stderr=True, soft_wrap=True)  # one error, one line
 
 Host = Annotated[str, typer.Option(help="interface to bind")]
 OPS_PORT_HELP = "ops HTTP port (/healthz /readyz /metrics); 0 = any free port"
+
+
+@app.callback()
+def options(debug: Annotated[bool, typer.Option(
+        "--debug", envvar="CQRS_DEBUG",
+        help="on a failure, print the whole traceback, not one line")] = False) -> None:
+    from cli.failures import show_tracebacks
+
+    show_tracebacks(debug)
 
 
 def settings_or_exit() -> Settings:
@@ -50,20 +61,21 @@ def api_settings_or_exit() -> Settings:
 def exit_unless_reachable(settings: Settings, needed: list[str]) -> None:
     """A process does not start while a dependency it needs is down: it waits for it (up to
     CQRS_STARTUP_WAIT_S, since dependencies may start after it), then stops with one line."""
-    from cli.dependencies import one_line_when_unreachable, wait_until_reachable
+    from cli.dependencies import wait_until_reachable
+    from cli.failures import one_line_on_failure
 
-    with one_line_when_unreachable(settings, err):
+    with one_line_on_failure(settings, err):
         asyncio.run(wait_until_reachable(settings, needed, settings.startup_wait_s))
 
 
 @app.command()
 def migrate() -> None:
     """Bring the write model's schema to the latest version (alembic upgrade head)."""
-    from cli.dependencies import one_line_when_unreachable
+    from cli.failures import one_line_on_failure
     from command_service.db.migrate import upgrade_to_head
 
     settings = settings_or_exit()
-    with one_line_when_unreachable(settings, err):
+    with one_line_on_failure(settings, err):
         upgrade_to_head(settings.database_url)
     err.print("write model migrated to head")
 

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from cli.dependencies import classify, one_line_when_unreachable
+from cli.dependencies import classify, probe_database, require_a_stack
+from cli.failures import one_line_on_failure
 from command_service.db.engine import create_engine
 from operations.rebuild import RebuildIncomplete
 from operations.rebuild import rebuild as rebuild_views
@@ -32,22 +33,27 @@ dlq_app = typer.Typer(help="Inspect and resolve dead-lettered events.", no_args_
 
 
 @asynccontextmanager
-async def _backends(settings: Settings):
-    engine = create_engine(settings)
+async def _backends(settings: Settings, uses_write_model: bool):
+    """The write model's engine (None for a command that never reads it, so that it neither
+    needs nor creates one) and the read store's database."""
+    if uses_write_model:
+        await probe_database(settings)  # there, and migrated
+    engine = create_engine(settings) if uses_write_model else None
     client = make_mongo_client(settings)
     try:
         yield engine, client[settings.mongo_database]
     finally:
         await client.close()
-        await engine.dispose()
+        if engine is not None:
+            await engine.dispose()
 
 
-def _run(settings_or_exit: Callable[[], Settings],
-         work: Callable[..., Awaitable[int | None]]) -> None:
+def _run(settings_or_exit: Callable[[], Settings], work: Callable[..., Awaitable[int | None]],
+         uses_write_model: bool = True) -> None:
     settings = settings_or_exit()
 
     async def main() -> int | None:
-        async with _backends(settings) as (engine, db):
+        async with _backends(settings, uses_write_model) as (engine, db):
             try:
                 return await work(engine, db)
             except UnreadableEvent as exc:  # a newer release wrote it: this one cannot fold it
@@ -55,7 +61,8 @@ def _run(settings_or_exit: Callable[[], Settings],
                           f"{exc}; run this with a release that reads it", highlight=False)
                 return 1
 
-    with one_line_when_unreachable(settings, err):
+    with one_line_on_failure(settings, err):
+        require_a_stack()
         code = asyncio.run(main())
     raise typer.Exit(code or 0)
 
@@ -144,7 +151,7 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
             console.print(f"{len(entries)} parked event(s)")
             return 0
 
-        _run(settings_or_exit, work)
+        _run(settings_or_exit, work, uses_write_model=False)
 
     @dlq_app.command("show")
     def dlq_show(entry_id: str) -> None:
@@ -158,7 +165,7 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
             console.print_json(json.dumps(entry, default=str))
             return 0
 
-        _run(settings_or_exit, work)
+        _run(settings_or_exit, work, uses_write_model=False)
 
     @dlq_app.command("retry")
     def dlq_retry(aggregate: Annotated[str | None, typer.Option(
@@ -172,7 +179,7 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
                 console.print(f"[yellow]still parked[/yellow] {aggregate_id}: {reason}")
             return 1 if report.still_parked else 0
 
-        _run(settings_or_exit, work)
+        _run(settings_or_exit, work, uses_write_model=False)
 
     @dlq_app.command("discard")
     def dlq_discard(entry_ids: Annotated[list[str] | None, typer.Argument()] = None,
@@ -189,6 +196,6 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
                           "to bring their views back in line with the write model")
             return 0
 
-        _run(settings_or_exit, work)
+        _run(settings_or_exit, work, uses_write_model=False)
 
     app.add_typer(dlq_app, name="dlq")
