@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-import click
 import typer
 from aiokafka.errors import KafkaError
 from pymongo.errors import PyMongoError
@@ -33,6 +34,9 @@ from cli.dependencies import (
 )
 from shared.config import Settings
 
+# Where the project's packages are, installed or not, and which they are.
+PROJECT = Path(__file__).resolve().parent.parent
+PACKAGES = {"cli", "command_service", "query_service", "projector", "operations", "shared"}
 MESSAGE_CHARS = 160
 THIRD_PARTY_LOGGERS = ("aiokafka", "pymongo", "sqlalchemy", "asyncio", "alembic")
 _debug = {"on": False}
@@ -59,6 +63,18 @@ def origin(exc: BaseException, settings: Settings) -> Dependency | None:
     return None
 
 
+def step(exc: BaseException) -> str:
+    """Where in the project's own code the error was raised (the innermost such frame): what
+    an operator can quote in a bug report without the traceback."""
+    ours = [(frame, path.relative_to(PROJECT)) for frame in traceback.extract_tb(exc.__traceback__)
+            if (path := Path(frame.filename).resolve()).is_relative_to(PROJECT)
+            and path.relative_to(PROJECT).parts[0] in PACKAGES]
+    if not ours:
+        return "`cqrs-accounts`"
+    frame, path = ours[-1]
+    return f"{frame.name} ({path}:{frame.lineno})"
+
+
 def summary(exc: BaseException) -> str:
     """The error's class and the first line of its message, trimmed. A driver's own error is
     named rather than SQLAlchemy's wrapper of it, and pymongo's `full error` (the whole reply,
@@ -77,10 +93,8 @@ def one_line(exc: BaseException, settings: Settings) -> str:
     if known is not None:
         return str(known)
     dependency = origin(exc, settings)
-    context = click.get_current_context(silent=True)
     where = (f"{dependency.name} at {dependency.address} "
-             f"({dependency.setting}{source(dependency.setting)})") if dependency else \
-        f"`{context.command_path if context else 'cqrs-accounts'}`"
+             f"({dependency.setting}{source(dependency.setting)})") if dependency else step(exc)
     return f"{where} failed: {summary(exc)} (--debug shows the traceback)"
 
 

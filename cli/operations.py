@@ -125,13 +125,14 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
 
         async def work(engine, db) -> int:
             status = await collect_status(settings, engine, db)
+            down = status.broker_exception and classify(status.broker_exception, settings)
+            # A script still gets every figure that could be read (with `broker_error`); a
+            # person gets the one line that says what to fix, not a screen of dashes.
             if as_json:
                 print(json.dumps(status_json(status), indent=2))
-            else:
+            elif not down:
                 console.print(render(status))
-            # The rest of the screen is still worth having when only the broker is down.
-            if status.broker_exception and (down := classify(status.broker_exception,
-                                                              settings)):
+            if down:
                 raise down
             return 0
 
