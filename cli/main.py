@@ -238,6 +238,10 @@ def schema(
     from command_service.event_contract import differences, write
 
     target = Path(directory)
+    if check and not target.is_dir():  # not a contract with every file missing: no contract
+        err.print(f"[red]no event contract at {target}:[/red] run this in the project folder, "
+                  "or give --directory", highlight=False)
+        raise typer.Exit(1)
     problems = differences(target) if check else write(target)
     for problem in problems:
         typer.echo(f"{target}/{problem}")

@@ -64,6 +64,12 @@ def test_in_an_empty_folder_a_command_says_there_is_no_stack_and_creates_nothing
     assert files_under(tmp_path) == []
 
 
+def test_schema_check_in_an_empty_folder_says_there_is_no_contract(tmp_path):
+    result = run(("schema", "--check"), tmp_path)
+    assert_one_line_failure(result, "no event contract at docs/events", "--directory")
+    assert files_under(tmp_path) == []
+
+
 @pytest.fixture(params=["missing file", "empty file"])
 def unmigrated_database(request, tmp_path) -> Path:
     database = tmp_path / "elsewhere" / "write.db"
