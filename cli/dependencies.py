@@ -67,7 +67,8 @@ MIGRATE_HINT = "run `cqrs-accounts migrate`, or `make dev` in this folder"
 
 class NoWriteModel(Exception):
     """The write database is reachable but holds no write model (on SQLite: no file at all),
-    because nothing was migrated there yet. Waiting does not fix it; migrating does."""
+    because nothing was migrated there yet. A process waits for it as for a dependency (a
+    migration may be running); an operator command says so at once."""
 
     def __init__(self, dependency: Dependency, reason: str) -> None:
         super().__init__(f"no write model at {dependency.address} ({dependency.setting}"
