@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint install clean
+.PHONY: dev test check lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,21 @@ BROKER ?= tansu
 dev: $(STAMP)
 	$(BIN)/cqrs-accounts dev --broker $(BROKER)
 
-## make test: the whole suite (MariaDB/MySQL too when CQRS_TEST_MYSQL_URL is set)
+## make test: the whole suite (MariaDB/MySQL too when CQRS_TEST_MYSQL_URL is set), each
+## integration test on the embedded pair (Tansu + SQLite) and the production one (Kafka +
+## MySQL); CQRS_TEST_PAIRS=all runs every broker x write-store pair. PYTEST_WORKERS=2 shares
+## the tests between two processes (pytest-xdist; not yet measured, so off by default).
+PYTEST_WORKERS ?= 0
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+## make check: the edit-test loop (a few minutes): ruff, the unit tests and the integration
+## tests on the embedded pair alone (Tansu + SQLite; no Kafka, no MySQL)
+check: $(STAMP)
+	$(BIN)/ruff check .
+	CQRS_TEST_BROKERS=tansu CQRS_TEST_MYSQL_URL= CQRS_TEST_REQUIRE_BACKENDS= $(PYTEST)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
