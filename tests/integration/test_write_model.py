@@ -77,6 +77,7 @@ async def test_a_refused_command_writes_no_state_event_or_outbox_row(engine, set
     assert json.loads(status["error"])["code"] == "insufficient_funds"
 
 
+@pytest.mark.every_pair("each store locks its own way")
 async def test_withdrawal_never_overdraws_under_concurrency(engine, settings):
     """40 racing withdrawals of 5.00 on 150.00: exactly 30 succeed, the balance ends at 0.00."""
     service = CommandService(engine, settings.kafka_topic)
@@ -103,6 +104,7 @@ async def test_withdrawal_never_overdraws_under_concurrency(engine, settings):
     assert version == 31 and versions == list(range(1, 32))  # no lost update, no gap
 
 
+@pytest.mark.every_pair("MySQL deadlocks, SQLite queues its writers")
 async def test_racing_transfers_in_opposite_directions_neither_deadlock_nor_overdraw(
         engine, settings):
     service = CommandService(engine, settings.kafka_topic)
