@@ -82,6 +82,11 @@ async def test_transactions_of_one_kind_and_accounts_by_status_currency_and_type
         await stack.eventually(f"/v1/customers/{customer_id}", lambda r: r.status_code == 200
                                and {a["account_id"]: a["version"]
                                     for a in r.json()["accounts"]} == versions)
+        # The 360 view's account entries are written before each account's own view (its
+        # dependent writes come first), so the account views are waited for themselves.
+        for account_id, version in versions.items():
+            await stack.eventually(f"/v1/accounts/{account_id}", lambda r, v=version:
+                                   r.status_code == 200 and r.json()["version"] == v)
 
         async def kinds(account_id: str, kind: str) -> list[tuple[str, str]]:
             response = await stack.queries.get(f"/v1/accounts/{account_id}/transactions",
