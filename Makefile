@@ -26,7 +26,7 @@ dev: $(STAMP)
 ## make test: the whole suite (MariaDB/MySQL too when CQRS_TEST_MYSQL_URL is set), each
 ## integration test on the embedded pair (Tansu + SQLite) and the production one (Kafka +
 ## MySQL); CQRS_TEST_PAIRS=all runs every broker x write-store pair. PYTEST_WORKERS (2) share
-## the tests between two processes (pytest-xdist), each with its own servers: 11.5 min, not 23.
+## the tests between two processes (pytest-xdist), each with its own servers (11.5 min here).
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 test: $(STAMP)
