@@ -28,6 +28,13 @@ REQUIRED = {b.strip() for b in os.environ.get("CQRS_TEST_REQUIRE_BACKENDS", "").
             if b.strip()}
 
 
+def backend_params(item) -> dict[str, str]:
+    """The backends a collected test runs on, by the fixture that names each one: `broker`
+    (tansu/kafka) and `database_url` (sqlite/mysql), for those it uses."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return {name: str(params[name]) for name in ("broker", "database_url") if name in params}
+
+
 def new_broker(kind: str, folder: Path) -> TansuBroker | KafkaBroker:
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "kafka":

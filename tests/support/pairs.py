@@ -18,7 +18,7 @@ import os
 
 import pytest
 
-from tests.support.backends import BROKER_KINDS, WRITE_BACKENDS
+from tests.support.backends import BROKER_KINDS, WRITE_BACKENDS, backend_params
 
 MARKER = "every_pair"
 
@@ -51,9 +51,9 @@ def chosen_pairs(setting: str) -> set[tuple[str, str]] | None:
 
 def pair_of(item: pytest.Item) -> tuple[str, str] | None:
     """The (broker, write store) an item runs on, when it runs on both."""
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    if "broker" in params and "database_url" in params:
-        return str(params["broker"]), str(params["database_url"])
+    params = backend_params(item)
+    if len(params) == 2:
+        return params["broker"], params["database_url"]
     return None
 
 
@@ -66,17 +66,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     setting = os.environ.get("CQRS_TEST_PAIRS", "").strip()
     wanted = chosen_pairs(setting)
-    explicit = setting not in ("", "default")  # a list of pairs is obeyed by every test
     if wanted is None:
         return
-    keep, drop = [], []
-    for item in items:
+    marker_widens = setting in ("", "default")  # a list of pairs is obeyed by every test
+
+    def runs(item: pytest.Item) -> bool:
         pair = pair_of(item)
-        if pair is None or pair in wanted or (explicit is False and
-                                              item.get_closest_marker(MARKER)):
-            keep.append(item)
-        else:
-            drop.append(item)
+        return pair is None or pair in wanted or bool(
+            marker_widens and item.get_closest_marker(MARKER))
+
+    drop = [item for item in items if not runs(item)]
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+        items[:] = [item for item in items if runs(item)]

@@ -10,10 +10,8 @@ from collections import Counter, defaultdict
 import pytest
 
 from tests.support import published_events
-from tests.support.backends import REQUIRED
+from tests.support.backends import REQUIRED, backend_params
 
-# The fixtures whose parameter names a backend (sqlite/mysql, tansu/kafka).
-BACKEND_PARAMS = ("broker", "database_url")
 _ran: Counter[str] = Counter()
 _seconds: defaultdict[str, float] = defaultdict(float)  # set-up, call and teardown, per pair
 _contract_checked = 0  # messages checked against docs/events/, as the reports carried them
@@ -21,8 +19,7 @@ _counted_here = 0  # published_events.validated already put on a report by this 
 
 
 def _backends(item: pytest.Item) -> list[str]:
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    ran = [str(params[name]) for name in BACKEND_PARAMS if name in params]
+    ran = list(backend_params(item).values())
     if "read_store" in getattr(item, "fixturenames", ()):
         ran.append("secantus")
     return ran
