@@ -11,6 +11,7 @@ import json
 import uuid
 from datetime import datetime
 
+import pytest
 import sqlalchemy as sa
 from alembic import command as alembic
 
@@ -258,6 +259,7 @@ async def test_a_command_that_fails_on_a_bug_is_logged_as_internal_error(setting
                                      .where(tables.commands.c.status == "failed")) == 1
 
 
+@pytest.mark.every_pair("a migration is each store's own DDL")
 async def test_0005_keeps_the_commands_recorded_before_it_and_downgrades(database_url,
                                                                           settings, engine):
     config = alembic_config(database_url)

@@ -14,6 +14,8 @@ from alembic.migration import MigrationContext
 from command_service.db.migrate import alembic_config
 from command_service.db.tables import customers, events, metadata
 
+pytestmark = pytest.mark.every_pair("a migration is each store's own DDL")
+
 
 async def test_migrated_schema_matches_the_table_definitions(engine):
     def differences(connection):

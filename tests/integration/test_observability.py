@@ -6,6 +6,8 @@ import asyncio
 import re
 import uuid
 
+import pytest
+
 from operations.status import collect_status, render
 from tests.stack import Stack
 
@@ -25,6 +27,7 @@ async def _account(stack: Stack) -> str:
         "initial_deposit": "10.00"})).json()["account_id"]
 
 
+@pytest.mark.every_pair("consumer offsets and lag, and each store's backlog")
 async def test_status_shows_the_backlog_and_the_lag_rise_and_fall(settings, engine, read_db):
     async with Stack(settings) as stack:
         account = await _account(stack)

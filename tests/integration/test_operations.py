@@ -7,6 +7,8 @@ import asyncio
 import random
 import uuid
 
+import pytest
+
 from operations.rebuild import rebuild
 from operations.verify import find_drift, repair
 from projector.dead_letters import DeadLetters
@@ -206,6 +208,7 @@ async def test_a_rebuild_under_write_load_ends_equal_to_the_live_model(settings,
         assert indexes["aggregate_version"]["unique"]
 
 
+@pytest.mark.every_pair("consumer-group partition sharing")
 async def test_two_projectors_share_the_partitions_and_together_apply_everything(
         settings, engine, read_db):
     async with Stack(settings) as stack:
@@ -226,6 +229,7 @@ async def test_two_projectors_share_the_partitions_and_together_apply_everything
             await second.stop()
 
 
+@pytest.mark.every_pair("the lease is each store's own row lock")
 async def test_a_standby_relay_takes_over_when_the_active_one_dies(settings, read_db):
     settings = settings.model_copy(update={"relay_lease_s": 1.0})
     async with Stack(settings) as stack:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from pymongo import monitoring
 
 from projector.dead_letters import DeadLetters, ParkedAggregates
@@ -61,6 +62,7 @@ async def test_its_own_parks_count_at_once_and_a_retried_aggregate_is_let_go(rea
     assert await parked.among({"x"}) == set()  # confirmed with the store before parking
 
 
+@pytest.mark.every_pair("partition assignment")
 async def test_after_an_assignment_it_reads_what_the_previous_owner_parked(read_db):
     parked = ParkedAggregates(DeadLetters(read_db))
     await parked.among(set())

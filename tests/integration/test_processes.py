@@ -11,6 +11,7 @@ import random
 import subprocess
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from command_service.api.app import create_app as create_command_app
@@ -139,6 +140,7 @@ async def test_kill_9_of_relay_and_projector_during_a_stream_loses_and_doubles_n
             customers.c.status == "closed")) > 0
 
 
+@pytest.mark.every_pair("a wiped broker is refilled from each store's event log")
 async def test_after_the_broker_loses_its_memory_resend_from_converges_the_views(
         settings, engine, read_db, spare_broker):
     from command_service.outbox.backlog import resend_from

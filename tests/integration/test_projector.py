@@ -229,6 +229,7 @@ async def test_a_read_store_outage_pauses_the_projector_without_committing_or_sk
 
 
 @pytest.mark.parametrize("partitions", [1])
+@pytest.mark.every_pair("consumer offsets")
 async def test_offsets_are_committed_only_up_to_a_held_event(engine, settings, read_db,
                                                              partitions):
     settings = settings.model_copy(update={"kafka_topic_partitions": partitions})

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 from cli.servers.process import free_port
 from command_service.api.app import create_app as create_command_app
 from query_service.app import create_app as create_query_app
 from tests.stack import admin_headers, http_client, in_loop_server
+
+pytestmark = pytest.mark.every_pair("each store is down its own way")
 
 
 async def _readyz(app) -> tuple[httpx.Response, float]:

@@ -42,6 +42,7 @@ def real_kafka(broker):
     return broker
 
 
+@pytest.mark.every_pair("consumer offsets and lag")
 async def test_consumer_lag_is_exactly_published_minus_consumed_per_partition(
         engine, settings, read_db, real_kafka):
     await ensure_topic(settings)
@@ -83,6 +84,7 @@ async def test_consumer_lag_is_exactly_published_minus_consumed_per_partition(
         await consumer.stop()
 
 
+@pytest.mark.every_pair("a broker killed mid-stream, with each store's relay")
 async def test_a_broker_killed_with_9_mid_stream_loses_nothing_it_acknowledged(
         settings, engine, read_db, spare_broker, real_kafka):
     """The relay marks a row sent only after acks=all; the broker's log survives a kill -9, so
@@ -197,6 +199,7 @@ def _versions_by_key(messages) -> dict[str, list[int]]:
     return seen
 
 
+@pytest.mark.every_pair("consumer-group rebalances and offsets")
 async def test_three_projectors_joining_and_leaving_under_load_double_and_skip_nothing(
         settings, engine, read_db, real_kafka, tmp_path):
     """Real processes: a projector killed with -9 stops heartbeating, as in production, and its

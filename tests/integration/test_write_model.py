@@ -132,6 +132,7 @@ async def test_racing_transfers_in_opposite_directions_neither_deadlock_nor_over
     assert transfer_events == 2 * outcomes.count(True)  # both legs or neither
 
 
+@pytest.mark.every_pair("each store reports a unique violation its own way")
 async def test_racing_registrations_of_one_email_create_one_customer(engine, settings):
     service = CommandService(engine, settings.kafka_topic)
 
