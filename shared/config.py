@@ -110,6 +110,13 @@ class Settings(BaseSettings):
         description="commands per second per subject, refilled continuously; 0 = no limit")
     rate_limit_burst: int = Field(
         200, ge=1, le=1_000_000, description="commands a subject may send at once")
+    # Queries cost less than commands and a page of views asks several at once; the limit is
+    # there to stop a runaway client (a poll loop without a pause), not to ration readers.
+    rate_limit_queries_per_s: float = Field(
+        200.0, ge=0, le=1_000_000,
+        description="queries per second per subject, refilled continuously; 0 = no limit")
+    rate_limit_query_burst: int = Field(
+        400, ge=1, le=1_000_000, description="queries a subject may send at once")
 
     startup_wait_s: float = Field(
         30.0, ge=0, le=3600,

@@ -56,6 +56,7 @@ async def fuzz_settings(broker, read_store, tmp_path) -> Settings:
         mongo_url=read_store.mongo_url,
         mongo_database=f"fuzz_{uid}", relay_idle_poll_ms=10, projector_poll_ms=50,
         auth_jwt_secret=TEST_JWT_SECRET, rate_limit_burst=1_000_000,
+        rate_limit_query_burst=1_000_000,
         # A generated consistency token never waits long.
         consistency_wait_default_ms=50, consistency_wait_max_ms=200,
     )
