@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
+from query_service.conditional import NOT_MODIFIED_RESPONSE, VIEW_HEADERS
 from query_service.deps import rate_limited_reader
 from query_service.routers import accounts, customers, history
 from shared.auth import AUTH_RESPONSES, RATE_LIMITED_RESPONSE
@@ -37,9 +38,11 @@ def _probes(app: FastAPI):
 
 
 # Every view needs accounts:read and a subject within its rate of queries; a customer's token
-# is further held to its own customer by query_service/access.py.
+# is further held to its own customer by query_service/access.py. Every view answers an ETag,
+# and 304 for a matching If-None-Match (query_service/conditional.py).
 _VIEWS = {"dependencies": [Depends(rate_limited_reader)],
-          "responses": {**AUTH_RESPONSES, **RATE_LIMITED_RESPONSE}}
+          "responses": {**VIEW_HEADERS, **NOT_MODIFIED_RESPONSE, **AUTH_RESPONSES,
+                        **RATE_LIMITED_RESPONSE}}
 
 SPEC = ServiceSpec(
     name="query",
