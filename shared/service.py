@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from shared.auth import Authenticator, BearerAuthMiddleware, describe, metrics_guard
-from shared.browsers import GZIP_MINIMUM_BYTES, BrowserAccess
+from shared.browsers import GZIP_OPTIONS, BrowserAccess
 from shared.config import Settings, get_settings
 from shared.http import BodySizeLimit, add_error_schema, health_router, install_error_handlers
 from shared.observability import RequestContext
@@ -56,7 +56,7 @@ def build_service(spec: ServiceSpec, settings: Settings | None = None) -> FastAP
                   lifespan=lifespan)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(BearerAuthMiddleware)  # no token, nothing else happens
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES)  # errors too
+    app.add_middleware(GZipMiddleware, **GZIP_OPTIONS)  # errors too
     # Outside authentication: a preflight carries no token, and a browser must be able to
     # read a 401 or a 429 to act on it.
     app.add_middleware(BrowserAccess)
