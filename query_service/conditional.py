@@ -25,19 +25,18 @@ CACHE_CONTROL = "private, no-cache"
 # split on them.
 _ENTITY_TAG = re.compile(r'(?:W/)?("[^"]*")')
 
+_HEADERS = {
+    "ETag": {"description": "strong entity tag of this answer: it changes exactly when the "
+                            "answer's content does; send it back in If-None-Match",
+             "required": True, "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`private, no-cache`: revalidate before reuse",
+                      "required": True, "schema": {"type": "string"}},
+}
 NOT_MODIFIED_RESPONSE: dict[int | str, dict] = {
     304: {"description": "Not Modified: `If-None-Match` names the view's current ETag (or is "
-                         "`*`); no body, with the ETag and Cache-Control headers"},
+                         "`*`); no body", "headers": _HEADERS},
 }
-VIEW_HEADERS: dict[int | str, dict] = {
-    200: {"headers": {
-        "ETag": {"description": "strong entity tag of this answer: it changes exactly when "
-                                "the answer's content does; send it back in If-None-Match",
-                 "required": True, "schema": {"type": "string"}},
-        "Cache-Control": {"description": "`private, no-cache`: revalidate before reuse",
-                          "required": True, "schema": {"type": "string"}},
-    }},
-}
+VIEW_HEADERS: dict[int | str, dict] = {200: {"headers": _HEADERS}}
 
 
 def none_match(if_none_match: str | None, etag: str) -> bool:

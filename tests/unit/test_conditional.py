@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from query_service import etags
+from query_service.app import create_app as create_query_app
 from query_service.conditional import Conditional, none_match
 from shared.auth import ANONYMOUS, READ, Principal
 from shared.config import Settings
@@ -92,3 +93,14 @@ def test_cors_origins_are_a_comma_separated_list_of_origins():
     for bad in ("https://a.example/", "a.example", "https://a.example/app"):
         with pytest.raises(ValidationError):
             Settings(cors_allow_origins=bad)
+
+
+def test_the_openapi_schema_documents_etags_304_and_429_on_every_view():
+    schema = create_query_app(Settings(auth_jwt_secret="x" * 40)).openapi()
+    views = {path: item["get"] for path, item in schema["paths"].items()
+             if path.startswith("/v1/")}
+    assert len(views) >= 10  # every view and page: none may be left undocumented
+    for path, operation in views.items():
+        assert {"200", "304", "429"} <= set(operation["responses"]), path
+        assert {"ETag", "Cache-Control"} <= set(operation["responses"]["200"]["headers"]), path
+        assert "If-None-Match" in {p["name"] for p in operation["parameters"]}, path
