@@ -129,7 +129,7 @@ async def _one_size(ctx: Context, size: int, keep: bool) -> dict:
                   "ratio": ratio(ours["events_per_s"], raw["events_per_s"])}
         if keep:
             # The same rows again with a bigger claim (CQRS_RELAY_BATCH_SIZE): the knob.
-            await resend_from(engine, 1)
+            await resend_from(engine, 1, settings.kafka_topic)
             bigger = settings.model_copy(update={"relay_batch_size": BIGGER_BATCH})
             ctx.say(f"relay: the same rows again with batches of {BIGGER_BATCH:,}")
             tuned = await drain_outbox(bigger, engine, size)
@@ -137,7 +137,7 @@ async def _one_size(ctx: Context, size: int, keep: bool) -> dict:
                 **tuned, "ratio": ratio(tuned["events_per_s"], raw["events_per_s"])}
         if keep and ctx.profile:
             ctx.say("relay: profiling OutboxRelay (the same outbox, queued again)")
-            await resend_from(engine, 1)
+            await resend_from(engine, 1, settings.kafka_topic)
             async with Recording(os.getpid(), ctx.sizes.profile_seconds,
                                  ctx.log_dir / "profile-relay.txt", "relay (in the bench "
                                  "process)") as rec:

@@ -24,7 +24,7 @@ async def serve_relay(settings: Settings, host: str, port: int,
     configure_tracing("cqrs-accounts-relay")
     engine = create_engine(settings)
     if resend_from is not None:
-        queued = await queue_resend(engine, resend_from)
+        queued = await queue_resend(engine, resend_from, settings.kafka_topic)
         log.info("queued %d event(s) from position %d to be published again", queued,
                  resend_from)
     producer = make_producer(settings)  # the one to probe and to stop: the relay's, once it runs

@@ -167,7 +167,7 @@ async def test_after_the_broker_loses_its_memory_resend_from_converges_the_views
         # acknowledge the resent events into a topic it creates on the fly with its own
         # partitions), then the resend.
         await ensure_topic(local)
-        assert await resend_from(engine, 1) > 0
+        assert await resend_from(engine, 1, local.kafka_topic) > 0
         stack.projector.start()
         await stack.eventually(f"/v1/accounts/{account}",
                                lambda r: r.json().get("version") == 6, timeout_s=60)
