@@ -1,5 +1,5 @@
-"""Retention against a real write model and broker: what is pruned, and that pruning never
-costs an event (command_service/retention.py)."""
+"""Retention against a real write model, broker and read store: what is pruned, and that pruning
+never costs an event (command_service/retention.py, projector/dead_letters.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from command_service.retention import (
     prune_outbox,
 )
 from command_service.service import CommandService
+from projector.dead_letters import DeadLetters
 from shared.envelope import EventEnvelope
+from shared.envelope import utc_now as aware_now
 from tests.integration.test_relay import consume_all, make_history
 
 EVERYTHING_SENT_SO_FAR = timedelta(days=-1)  # a cutoff in the future: every sent row is old
@@ -186,3 +188,18 @@ async def test_expired_idempotency_responses_are_cleared_and_live_ones_kept(engi
     assert rows[expired].response_body is None and rows[expired].idempotency_key is None
     assert rows[expired].status == "completed", "the command log keeps the command itself"
     assert rows[live].response_body == '{"ok": true}' and rows[live].idempotency_key
+
+
+async def test_discarded_dead_letters_go_after_their_retention_and_parked_ones_stay(read_db):
+    dead_letters = DeadLetters(read_db)
+    await read_db.dead_letters.insert_many([
+        {"_id": "old-discarded", "status": "discarded",
+         "discarded_at": aware_now() - timedelta(days=31)},
+        {"_id": "new-discarded", "status": "discarded", "discarded_at": aware_now()},
+        {"_id": "old-parked", "status": "parked",
+         "parked_at": aware_now() - timedelta(days=365)},
+    ])
+
+    assert await dead_letters.delete_discarded(aware_now() - timedelta(days=30)) == 1
+    left = {d["_id"] async for d in read_db.dead_letters.find({}, {"_id": 1})}
+    assert left == {"new-discarded", "old-parked"}
