@@ -21,6 +21,7 @@ long before the next: a backlog of a million rows is worked off without slowing 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from command_service.db.engine import read_only
+from command_service.db.engine import read_only, write_lock
 from command_service.db.tables import commands, outbox, utc_now
 from shared.config import Settings
 from shared.worker import every
@@ -109,7 +110,7 @@ async def _in_batches(engine: AsyncEngine, go_on: Callable[[], bool], *, candida
         if not ids:
             break
         started = time.perf_counter()
-        async with engine.begin() as conn:
+        async with _writing(engine), engine.begin() as conn:
             changed = (await conn.execute(apply(ids))).rowcount
         rest_s = pace.after(len(ids), time.perf_counter() - started)
         done += changed
@@ -118,6 +119,13 @@ async def _in_batches(engine: AsyncEngine, go_on: Callable[[], bool], *, candida
             break
         await asyncio.sleep(rest_s)
     return done
+
+
+def _writing(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManager:
+    """On SQLite, queue with the process's other writers (commands, when the relay runs in
+    their process as in the bench): SQLite's own busy handler would make them sleep and retry
+    while a batch holds the lock."""
+    return write_lock(engine) or contextlib.nullcontext()
 
 
 async def prune(engine: AsyncEngine, settings: Settings,
