@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from bench.context import Context
 from bench.profiling import Recording
 from bench.raw import raw_produce
+from bench.sections import relay_retention
 from bench.stats import CpuMeter, latency_summary, rate, ratio
 from bench.workload import fill_write_model
 from command_service.db.engine import create_engine
@@ -159,6 +160,9 @@ async def run(ctx: Context) -> dict:
     for size in sizes.relay_sizes:
         runs.append(await _one_size(ctx, size, keep=size == sizes.relay_main))
     main = next(r for r in runs if r["outbox_rows"] == sizes.relay_main)
+    history = await relay_retention.with_history(ctx, sizes.relay_sizes[0], sizes.relay_history,
+                                                 drain_outbox)
+    steady = await relay_retention.steady_load(ctx, sizes.steady_seconds)
     return {"what": "OutboxRelay.run_once until a pre-filled outbox is sent, vs aiokafka "
                     "producing the same messages (acks=all, same linger and batch size)",
-            **main, "by_size": runs}
+            **main, "by_size": runs, "with_history": history, "steady_load": steady}
