@@ -9,11 +9,19 @@ import logging
 import sqlalchemy as sa
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from command_service.db.engine import read_only
+from command_service.db.errors import is_transient_conflict
 from command_service.db.tables import outbox, utc_now
 from command_service.event_log import read_events
 from command_service.outbox_envelope import outbox_row
+from shared.envelope import EventEnvelope
 from shared.worker import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
@@ -63,14 +71,26 @@ async def resend_from(engine: AsyncEngine, position: int, topic: str) -> int:
     log; the headers carry its command id in their place."""
     queued = 0
     async for batch in read_events(engine, after_position=position - 1, as_written=True):
-        now = utc_now()
-        async with engine.begin() as conn:
-            # Only unsent rows are read (ix_outbox_unsent), however long the sent history, and
-            # only those of events in hand: one that commits late with a position in this
-            # range was not read, and its row must stay.
-            await conn.execute(outbox.delete().where(
-                outbox.c.sent_at.is_(None),
-                outbox.c.event_position.in_([e.position for e in batch])))
-            await conn.execute(outbox.insert(), [outbox_row(e, topic, now) for e in batch])
+        # A running relay may be marking a row this replaces: the two can meet at its row
+        # lock (a lock wait timeout, a deadlock; SQLite's busy lock from another process).
+        # A batch that loses rolls back whole, so it is simply run again.
+        async for attempt in AsyncRetrying(retry=retry_if_exception(is_transient_conflict),
+                                           stop=stop_after_attempt(5),
+                                           wait=wait_exponential(multiplier=0.05, max=1),
+                                           reraise=True):
+            with attempt:
+                await _queue_again(engine, batch, topic)
         queued += len(batch)
     return queued
+
+
+async def _queue_again(engine: AsyncEngine, batch: list[EventEnvelope], topic: str) -> None:
+    now = utc_now()
+    async with engine.begin() as conn:
+        # Only unsent rows are read (ix_outbox_unsent), however long the sent history, and
+        # only those of events in hand: one that commits late with a position in this range
+        # was not read, and its row must stay.
+        await conn.execute(outbox.delete().where(
+            outbox.c.sent_at.is_(None),
+            outbox.c.event_position.in_([e.position for e in batch])))
+        await conn.execute(outbox.insert(), [outbox_row(e, topic, now) for e in batch])
