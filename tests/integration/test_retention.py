@@ -26,6 +26,7 @@ from projector.dead_letters import DeadLetters
 from shared.envelope import EventEnvelope
 from shared.envelope import utc_now as aware_now
 from tests.integration.test_relay import consume_all, make_history
+from tests.support.processes import Process
 
 EVERYTHING_SENT_SO_FAR = timedelta(days=-1)  # a cutoff in the future: every sent row is old
 
@@ -163,6 +164,33 @@ async def wait_for_async(read, expected, timeout_s: float = 10.0) -> None:
     while (value := await read()) != expected:
         assert asyncio.get_running_loop().time() < deadline, f"{value} != {expected}"
         await asyncio.sleep(0.02)
+
+
+async def test_the_relay_process_prunes_what_it_sent_and_clears_expired_responses(
+        engine, settings, tmp_path):
+    """The console script's relay, as deployed: retention runs beside it on its own."""
+    service = CommandService(engine, settings.kafka_topic)
+    result = await service.execute(
+        c.RegisterCustomer(name="Pruned", email=f"{uuid.uuid4().hex}@example.com",
+                           customer_id=str(uuid.uuid4())),
+        idempotency=IdempotencyKey(uuid.uuid4().hex, "f" * 64, timedelta(seconds=-1)),
+        render=a_stored_response)
+    await make_history(engine, settings, deposits=2)
+    relay = Process("relay", settings.model_copy(update={
+        "outbox_retention_s": 0, "retention_interval_s": 0.1}), tmp_path)
+    relay.start()
+    try:
+        await relay.ready()
+        await wait_for_async(lambda: count(engine, sa.select(sa.func.count())
+                                           .select_from(outbox)), 0, timeout_s=30)
+        await wait_for_async(lambda: count(engine, sa.select(sa.func.count()).select_from(
+            commands).where(commands.c.command_id == result.command_id,
+                            commands.c.response_body.is_not(None))), 0, timeout_s=30)
+    finally:
+        assert relay.terminate() == 0, relay.tail()
+    published = {EventEnvelope.from_json(m.value).event_id
+                 for m in await consume_all(settings, 5)}
+    assert published == await event_ids(engine), "pruned, and every event published first"
 
 
 def a_stored_response(_result) -> StoredResponse:
