@@ -231,3 +231,19 @@ async def test_discarded_dead_letters_go_after_their_retention_and_parked_ones_s
     assert await dead_letters.delete_discarded(aware_now() - timedelta(days=30)) == 1
     left = {d["_id"] async for d in read_db.dead_letters.find({}, {"_id": 1})}
     assert left == {"new-discarded", "old-parked"}
+
+
+async def test_the_projector_process_deletes_discarded_dead_letters(settings, read_db, tmp_path):
+    await read_db.dead_letters.insert_many([
+        {"_id": "discarded", "status": "discarded", "discarded_at": aware_now()},
+        {"_id": "parked", "status": "parked", "parked_at": aware_now()}])
+    projector = Process("projector", settings.model_copy(update={
+        "dead_letter_retention_s": 0, "retention_interval_s": 0.1}), tmp_path)
+    projector.start()
+    try:
+        await projector.ready()
+        await wait_for_async(lambda: read_db.dead_letters.count_documents({}), 1, timeout_s=30)
+    finally:
+        assert projector.terminate() == 0, projector.tail()
+    assert await read_db.dead_letters.find_one({}, {"_id": 1}) == {"_id": "parked"}
+
