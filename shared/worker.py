@@ -103,6 +103,20 @@ async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
+async def every(seconds: float, job: Callable[[], Awaitable[object]], stop: asyncio.Event,
+                what: str) -> None:
+    """Run `job` every `seconds` until `stop` is set. A failure (a dependency away) is logged
+    and the next run tries again: a side job never ends its process."""
+    while not stop.is_set():
+        await sleep_unless_stopped(stop, seconds)
+        if stop.is_set():
+            return
+        try:
+            await job()
+        except Exception as exc:
+            log.warning("%s failed: %s", what, exc.__class__.__name__)
+
+
 async def run_worker(name: str, probes: dict[str, Callable[[], Awaitable[None]]], host: str,
                      port: int, stop: asyncio.Event, *, start: Callable[[], Awaitable[T]],
                      work: Callable[[T], Awaitable[None]],
