@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
-from query_service.routers import accounts, customers, history
+from query_service.routers import accounts, customers, history, streams
 from shared.auth import AUTH_RESPONSES, require_reader
 from shared.config import Settings
 from shared.readmodel import ViewDatabase, make_mongo_client
@@ -20,7 +20,8 @@ async def _read_store(app: FastAPI, config: Settings):
     client = make_mongo_client(config)
     app.state.db = ViewDatabase(client[config.mongo_database])
     try:
-        yield
+        async with streams.live_updates(app, config):
+            yield
     finally:
         await client.close()
 
@@ -44,7 +45,10 @@ SPEC = ServiceSpec(
     resources=_read_store,
     probes=_probes,
     unavailable=(ConnectionFailure, ServerSelectionTimeoutError),
-    routers=[(customers.router, _VIEWS), (accounts.router, _VIEWS), (history.router, _VIEWS)],
+    # The event streams (text/event-stream) must reach the client unbuffered: a compression
+    # or caching middleware has to pass that media type through untouched.
+    routers=[(customers.router, _VIEWS), (accounts.router, _VIEWS), (history.router, _VIEWS),
+             (streams.router, _VIEWS)],
 )
 
 
