@@ -86,8 +86,9 @@ async def account_stream(request: Request, account_id: UUID, db: Db,
 
 @router.get("/v1/customers/{customer_id}/stream", response_class=EventStreamResponse,
             responses=STREAM_RESPONSES,
-            summary="A customer's 360 view, live (Server-Sent Events); the event id is the "
-                    "sum of the customer's and its accounts' versions")
+            summary="A customer's 360 view, live (Server-Sent Events)",
+            description="The event id is the customer's version plus every account's: the "
+                        "360 view changes with its accounts, the customer's version does not.")
 async def customer_stream(request: Request, customer_id: UUID, db: Db,
                           consistency: ConsistencyDep, reader: Reader,
                           last_event_id: LastEventId = None) -> EventStreamResponse:

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from query_service.app import create_app as create_query_app
 from shared.auth import READ, WRITE, mint_token
 from shared.config import Settings
-from tests.stack import CLIENT_LIMITS, Stack, admin_headers
+from tests.stack import CLIENT_LIMITS, Stack, admin_headers, http_client, in_loop_server
 from tests.support.contract import check_error, open_account, register
 from tests.support.sse import EventReader, Message, open_stream
 from tests.support.store_proxy import StoreProxy
@@ -344,3 +345,21 @@ async def test_a_read_store_outage_ends_the_streams_and_clients_reconnect(
                                    headers={"Last-Event-ID": first.id}) as reader:
                 events = await reader.event_reaching(target)
                 assert first.version < events[0].version and events[-1].version == target
+
+
+async def test_stopping_the_query_service_ends_its_streams_at_once(settings, read_store):
+    """Without it, uvicorn would wait its graceful-shutdown timeout (10 s) for the streams."""
+    async with live_stack(settings, read_store) as stack:
+        _, account_id = await customer_with_account(stack)
+        server = in_loop_server(create_query_app(settings))
+        client = http_client(await server.start(), headers=admin_headers(settings))
+        try:
+            async with open_stream(client, f"/v1/accounts/{account_id}/stream") as reader:
+                await reader.next_event()
+                async with asyncio.timeout(5):
+                    await server.stop()
+                    while await reader.next() is not None:
+                        pass
+        finally:
+            await client.aclose()
+            await server.stop()
