@@ -254,7 +254,8 @@ async def test_two_hundred_streams_all_follow_their_views_at_a_constant_cost_per
                     await asyncio.sleep(POLL_MS / 1000)
             quiet_ticks = await ticks(stack) - started
             quiet_finds = stack.proxy.finds("accounts", "customers") - finds
-            assert quiet_finds <= 2 * quiet_ticks + 2, (quiet_finds, quiet_ticks)
+            # (+2 ticks: the counters are read apart, so a tick may straddle each end.)
+            assert quiet_finds <= 2 * (quiet_ticks + 2), (quiet_finds, quiet_ticks)
 
             # Every account moves: every stream gets its view's new version.
             finds, started = stack.proxy.finds("accounts", "customers"), await ticks(stack)
@@ -269,7 +270,7 @@ async def test_two_hundred_streams_all_follow_their_views_at_a_constant_cost_per
             moving_finds = stack.proxy.finds("accounts", "customers") - finds
             # Per tick at most: one versions query and one query of the views that moved,
             # for accounts and for customers; whatever the number of streams.
-            assert moving_finds <= 4 * moving_ticks + 4, (moving_finds, moving_ticks)
+            assert moving_finds <= 4 * (moving_ticks + 2), (moving_finds, moving_ticks)
             for events, target in zip(last, targets, strict=True):
                 assert events[-1].version == target
             print(f"\n200 streams: {quiet_finds / quiet_ticks:.2f} finds per tick while quiet, "
