@@ -45,8 +45,9 @@ SPEC = ServiceSpec(
     resources=_read_store,
     probes=_probes,
     unavailable=(ConnectionFailure, ServerSelectionTimeoutError),
-    # The event streams (text/event-stream) must reach the client unbuffered: a compression
-    # or caching middleware has to pass that media type through untouched.
+    # The event streams (routers/streams.py, text/event-stream) must reach the client
+    # unbuffered: gzip, ETag or caching middleware must pass that media type through untouched
+    # (Starlette's GZipMiddleware skips it by default) and must not read the body to its end.
     routers=[(customers.router, _VIEWS), (accounts.router, _VIEWS), (history.router, _VIEWS),
              (streams.router, _VIEWS)],
 )
