@@ -121,6 +121,7 @@ class Backends:
             # without them ignores these: the settings ignore unknown names).
             auth_disabled=True,
             rate_limit_commands_per_s=0,  # measure capacity, not the per-client limit
+            rate_limit_queries_per_s=0,
         )
         values.update(overrides)
         return Settings(**values)

@@ -173,6 +173,10 @@ def markdown(results: dict) -> str:
             f"{_lat(q['ours'])} ({_n(q['ours']['per_s'])}/s)",
             f"raw find_one {_lat(q['raw_find_one'])}",
             f"{_x(q['p50_ratio'])} p50, {_x(q['p99_ratio'])} p99", "≤ 2×", _met(ok))
+        if nm := q.get("not_modified"):
+            row(f"5. {label} revalidated (If-None-Match → 304)",
+                f"{_lat(nm)} ({_n(nm['per_s'])}/s)", f"the full answer {_lat(q['ours'])}",
+                f"{_x(q['not_modified_throughput_ratio'])} throughput", "", "")
 
     peer = s.get("peer", {})
     if peer.get("status") == "unavailable":

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -51,6 +54,17 @@ DEFAULT_BROKER_PORT, DEFAULT_READ_STORE_PORT = 9092, 27017  # the settings' defa
 
 def _default_if_free(port: int) -> int | None:
     return port if port_is_free(port) else None
+
+
+@contextlib.asynccontextmanager
+async def _default_ports_claimed() -> AsyncIterator[None]:
+    """Held from the check of the default ports until the servers on them answer: two stacks
+    started at once (two clones, two test workers) would both find 9092 free, and the second
+    broker would then fail to bind, or its start take the first one's answer for its own. The
+    operating system lets go of the lock if the process dies."""
+    with open(Path(tempfile.gettempdir()) / "cqrs-accounts-dev-ports.lock", "a") as lock:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        yield
 
 
 class PortTaken(Exception):
@@ -148,11 +162,12 @@ class DevStack:
     async def _start_backends(self) -> Settings:
         if self.broker_kind == "kafka" and not kafka.kafka_lib(resolve=False).is_dir():
             console.print("fetching Apache Kafka's jars from Maven Central (once)…")
-        broker = self.servers["broker"] = self._new_broker()
-        store = self.servers["read-store"] = SecantusReadStore(
-            self.data / "readstore", self.data / "logs" / "read-store.log",
-            port=_default_if_free(DEFAULT_READ_STORE_PORT))
-        await asyncio.gather(broker.astart(), store.astart())
+        async with _default_ports_claimed():
+            broker = self.servers["broker"] = self._new_broker()
+            store = self.servers["read-store"] = SecantusReadStore(
+                self.data / "readstore", self.data / "logs" / "read-store.log",
+                port=_default_if_free(DEFAULT_READ_STORE_PORT))
+            await asyncio.gather(broker.astart(), store.astart())
         self.env = {
             **os.environ,
             "CQRS_DATABASE_URL": f"sqlite+aiosqlite:///{self.data / 'write.db'}",

@@ -129,7 +129,9 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
             # A script still gets every figure that could be read (with `broker_error`); a
             # person gets the one line that says what to fix, not a screen of dashes.
             if as_json:
-                print(json.dumps(status_json(status), indent=2))
+                if down:  # what the one line says, not the client's own wording of it
+                    status.broker_error = str(down)
+                print(json.dumps(status_json(status), indent=2), flush=True)  # before the line
             elif not down:
                 console.print(render(status))
             if down:

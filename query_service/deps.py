@@ -11,6 +11,7 @@ from shared.auth import Principal, require_reader
 from shared.config import Settings
 from shared.consistency import InvalidToken, decode_token
 from shared.http import ApiError
+from shared.ratelimit import ensure_within_rate
 from shared.readmodel import ViewDatabase
 
 
@@ -40,6 +41,16 @@ async def get_consistency(
         wait_ms = settings.consistency_wait_default_ms
     wait_ms = min(wait_ms, settings.consistency_wait_max_ms)
     return Consistency(versions, wait_ms / 1000)
+
+
+async def rate_limited_reader(
+    request: Request, reader: Annotated[Principal, Depends(require_reader)],
+) -> Principal:
+    """The reader, if its subject is within its rate of queries (a token bucket per subject,
+    apart from its commands' on the command service). Every view's router runs it, before
+    the read store is asked anything."""
+    ensure_within_rate(request.app.state.query_limiter, reader, "queries")
+    return reader
 
 
 Db = Annotated[ViewDatabase, Depends(get_db)]

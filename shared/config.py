@@ -7,6 +7,7 @@ point (FastAPI dependency overrides and tests replace it), and nothing is read a
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -118,6 +119,18 @@ class Settings(BaseSettings):
         description="commands per second per subject, refilled continuously; 0 = no limit")
     rate_limit_burst: int = Field(
         200, ge=1, le=1_000_000, description="commands a subject may send at once")
+    # Queries cost less than commands and a page of views asks several at once; the limit is
+    # there to stop a runaway client (a poll loop without a pause), not to ration readers.
+    rate_limit_queries_per_s: float = Field(
+        200.0, ge=0, le=1_000_000,
+        description="queries per second per subject, refilled continuously; 0 = no limit")
+    rate_limit_query_burst: int = Field(
+        400, ge=1, le=1_000_000, description="queries a subject may send at once")
+
+    # Browsers (both services)
+    cors_allow_origins: str = Field(
+        "", description="comma-separated origins a browser may call both services from "
+                        "(e.g. https://app.example.com); empty: no CORS headers at all")
 
     startup_wait_s: float = Field(
         30.0, ge=0, le=3600,
@@ -164,6 +177,20 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _origins(cls, origins: str) -> str:
+        # An origin is scheme://host[:port] (or "*"): a path or a trailing slash never equals
+        # the Origin header a browser sends, so it would silently allow nothing.
+        for origin in (o.strip() for o in origins.split(",") if o.strip()):
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+        return origins
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_allow_origins.split(",") if o.strip()]
 
     @property
     def bootstrap_servers(self) -> list[str]:

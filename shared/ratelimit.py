@@ -1,4 +1,6 @@
-"""A token bucket per key (the command service keys it by token subject).
+"""A token bucket per key, and the 429 both services answer past it (each keys it by the
+token's subject: the command service for commands, the query service for queries, each with
+its own buckets and settings).
 
 Each key's bucket holds at most `burst` tokens and refills at `rate` tokens per second; a
 request takes one token or is told how long until one is there. Buckets live in this process
@@ -12,6 +14,9 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+
+from shared.auth.principal import Principal
+from shared.http import ApiError
 
 
 class TokenBucketLimiter:
@@ -47,3 +52,17 @@ class TokenBucketLimiter:
 def retry_after_header(wait_s: float) -> str:
     """Retry-After is whole seconds; never 0, so a client that honours it does wait."""
     return str(max(1, math.ceil(wait_s)))
+
+
+def ensure_within_rate(limiter: TokenBucketLimiter, principal: Principal, what: str) -> None:
+    """Take a token of `principal`'s subject, or refuse with 429 `rate_limited` and
+    Retry-After. `what` names what is counted ("commands", "queries") in the message. With
+    authentication off there is no subject, and no limit: that mode is for a closed network
+    or a benchmark."""
+    if not principal.authenticated:
+        return
+    wait_s = limiter.acquire(principal.subject)
+    if wait_s > 0:
+        raise ApiError(429, "rate_limited",
+                       f"too many {what} from this sender; retry in {wait_s:.2f} s",
+                       headers={"Retry-After": retry_after_header(wait_s)})

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from shared.auth import Authenticator, BearerAuthMiddleware, describe, metrics_guard
+from shared.browsers import GZIP_OPTIONS, BrowserAccess
 from shared.config import Settings, get_settings
 from shared.http import BodySizeLimit, add_error_schema, health_router, install_error_handlers
 from shared.observability import RequestContext
@@ -54,6 +56,10 @@ def build_service(spec: ServiceSpec, settings: Settings | None = None) -> FastAP
                   lifespan=lifespan)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(BearerAuthMiddleware)  # no token, nothing else happens
+    app.add_middleware(GZipMiddleware, **GZIP_OPTIONS)  # errors too
+    # Outside authentication: a preflight carries no token, and a browser must be able to
+    # read a 401 or a 429 to act on it.
+    app.add_middleware(BrowserAccess)
     app.add_middleware(RequestContext, service=spec.name)  # outermost: ids and latency
     install_error_handlers(app, unavailable=spec.unavailable)
     add_error_schema(app)

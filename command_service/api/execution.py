@@ -28,7 +28,7 @@ from shared.auth import REALM, Principal, authenticate
 from shared.config import Settings
 from shared.consistency import encode_token
 from shared.http import ApiError, app_settings, error_response
-from shared.ratelimit import retry_after_header
+from shared.ratelimit import ensure_within_rate
 
 # 1-128 printable ASCII characters. No space at either end: HTTP strips it from a header value,
 # so such a key could never arrive as it was sent.
@@ -63,15 +63,8 @@ async def rate_limited_sender(
     limiter: RateLimiterDep,
 ) -> Principal:
     """The authenticated sender of a command, if its subject is within its rate (a token
-    bucket per subject). With authentication off there is no subject, and no limit: that mode
-    is for a closed network or a benchmark."""
-    if not principal.authenticated:
-        return principal
-    wait_s = limiter.acquire(principal.subject)
-    if wait_s > 0:
-        raise ApiError(429, "rate_limited",
-                       f"too many commands from this sender; retry in {wait_s:.2f} s",
-                       headers={"Retry-After": retry_after_header(wait_s)})
+    bucket per subject)."""
+    ensure_within_rate(limiter, principal, "commands")
     return principal
 
 

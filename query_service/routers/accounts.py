@@ -4,7 +4,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from query_service import access, views
+from query_service import access, etags, views
+from query_service.conditional import ConditionalDep
 from query_service.consistency import Consistency, read_consistent
 from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.filters import (
@@ -26,7 +27,7 @@ from shared.cursors import (
     continue_newest_first,
     newest_first_cursor,
 )
-from shared.http import ERROR_RESPONSES, ApiError, json_response
+from shared.http import ERROR_RESPONSES, ApiError
 from shared.readmodel import ACCOUNTS, TRANSACTIONS, every_account_index
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
@@ -56,6 +57,7 @@ async def every_account(
     db: Db,
     consistency: ConsistencyDep,
     reader: Reader,
+    conditional: ConditionalDep,
     status: StatusFilter = None,
     currency: CurrencyFilter = None,
     type: TypeFilter = None,
@@ -70,8 +72,10 @@ async def every_account(
         continue_newest_first(match, cursor, "opened_at")
     docs = await db[ACCOUNTS].find(match).sort([("opened_at", -1), ("_id", -1)]) \
         .hint(every_account_index(status, currency, type)).limit(limit + 1).to_list()
-    return json_response({"items": [views.account_view(d) for d in docs[:limit]],
-                          "next_cursor": newest_first_cursor(docs, limit, "opened_at")})
+    page, next_cursor = docs[:limit], newest_first_cursor(docs, limit, "opened_at")
+    return conditional.answer(
+        {"items": [views.account_view(d) for d in page], "next_cursor": next_cursor},
+        etags.versioned_page_etag("accounts", page, next_cursor))
 
 
 async def _holds_token_accounts(db: Db, consistency: Consistency) -> None:
@@ -95,9 +99,9 @@ async def _holds_token_accounts(db: Db, consistency: Consistency) -> None:
 @router.get("/{account_id}", response_model=AccountView, responses=VIEW_ERRORS,
             summary="One account: balance, status, version, transaction count")
 async def account(account_id: UUID, db: Db, consistency: ConsistencyDep,
-                  reader: Reader) -> Response:
+                  reader: Reader, conditional: ConditionalDep) -> Response:
     doc = await visible_account(db, account_id, consistency, reader)
-    return json_response(views.account_view(doc))
+    return conditional.answer(views.account_view(doc), etags.account_etag(doc))
 
 
 @router.get("/{account_id}/transactions", response_model=TransactionPage,
@@ -107,6 +111,7 @@ async def transactions(
     db: Db,
     consistency: ConsistencyDep,
     reader: Reader,
+    conditional: ConditionalDep,
     from_: From = None,
     to: To = None,
     kind: Kind = None,
@@ -124,5 +129,7 @@ async def transactions(
         continue_below(match, cursor, "account_version")
     docs = await db[TRANSACTIONS].find(match).sort("account_version", -1) \
         .limit(limit + 1).to_list()
-    return json_response({"items": [views.transaction_item(d) for d in docs[:limit]],
-                          "next_cursor": below_cursor(docs, limit, "account_version")})
+    page, next_cursor = docs[:limit], below_cursor(docs, limit, "account_version")
+    return conditional.answer(
+        {"items": [views.transaction_item(d) for d in page], "next_cursor": next_cursor},
+        etags.transactions_etag(page, next_cursor))

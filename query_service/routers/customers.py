@@ -7,7 +7,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
-from query_service import access, views
+from query_service import access, etags, views
+from query_service.conditional import ConditionalDep
 from query_service.consistency import Consistency, read_consistent
 from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.filters import (
@@ -38,7 +39,7 @@ from shared.cursors import (
     encode_cursor,
     newest_first_cursor,
 )
-from shared.http import ERROR_RESPONSES, ApiError, json_response
+from shared.http import ERROR_RESPONSES, ApiError
 from shared.money import Currency
 from shared.readmodel import CUSTOMERS, DAILY_STATS, STATS_FIELDS, TRANSACTIONS
 
@@ -82,6 +83,7 @@ def registered(doc: dict | None, customer_id: str) -> dict:
 async def search_customers(
     db: Db,
     reader: Reader,
+    conditional: ConditionalDep,
     q: Annotated[str, Query(max_length=200,
                             description="case-insensitive text in name or email")] = "",
     status: Annotated[CustomerStatus | None, Query(description="only customers in this status")]
@@ -100,21 +102,22 @@ async def search_customers(
         match["_id"] = {"$eq": reader.customer_id}
     if cursor is not None:
         match.setdefault("_id", {})["$gt"] = decode_cursor(cursor, {"after": str})["after"]
-    shown = {"name": 1, "email": 1, "status": 1}
+    shown = {"name": 1, "email": 1, "status": 1, "version": 1}  # the version: for the ETag
     docs = await db[CUSTOMERS].find(match, shown).sort("_id", 1) \
         .limit(limit + 1).to_list()
     page = docs[:limit]
     next_cursor = encode_cursor({"after": page[-1]["_id"]}) if len(docs) > limit else None
-    return json_response({"items": [views.customer_item(d) for d in page],
-                          "next_cursor": next_cursor})
+    return conditional.answer(
+        {"items": [views.customer_item(d) for d in page], "next_cursor": next_cursor},
+        etags.versioned_page_etag("customers", page, next_cursor))
 
 
 @router.get("/{customer_id}", response_model=Customer360, responses=VIEW_ERRORS,
             summary="Customer 360: profile, every account, totals per currency")
 async def customer_360(customer_id: UUID, db: Db, consistency: ConsistencyDep,
-                       reader: Reader) -> Response:
-    return json_response(
-        views.customer_360(await _registered_customer(db, customer_id, consistency, reader)))
+                       reader: Reader, conditional: ConditionalDep) -> Response:
+    doc = await _registered_customer(db, customer_id, consistency, reader)
+    return conditional.answer(views.customer_360(doc), etags.customer_360_etag(doc))
 
 
 @router.get("/{customer_id}/accounts", response_model=AccountList, responses=VIEW_ERRORS,
@@ -124,6 +127,7 @@ async def customer_accounts(
     db: Db,
     consistency: ConsistencyDep,
     reader: Reader,
+    conditional: ConditionalDep,
     status: StatusFilter = None,
     currency: CurrencyFilter = None,
     type: TypeFilter = None,
@@ -132,7 +136,8 @@ async def customer_accounts(
     wanted = {"status": status, "currency": currency, "type": type}
     entries = [entry for entry in doc["accounts"]
                if all(value is None or entry[name] == value for name, value in wanted.items())]
-    return json_response({"items": [views.account_summary(a) for a in entries]})
+    return conditional.answer({"items": [views.account_summary(a) for a in entries]},
+                              etags.account_list_etag(entries))
 
 
 @router.get("/{customer_id}/transactions", response_model=TransactionPage,
@@ -143,6 +148,7 @@ async def customer_transactions(
     db: Db,
     consistency: ConsistencyDep,
     reader: Reader,
+    conditional: ConditionalDep,
     from_: From = None,
     to: To = None,
     kind: Kind = None,
@@ -162,8 +168,10 @@ async def customer_transactions(
         continue_newest_first(match, cursor, "occurred_at")
     docs = await db[TRANSACTIONS].find(match).sort(NEWEST_FIRST) \
         .hint(customer_transactions_index(kind, currency)).limit(limit + 1).to_list()
-    return json_response({"items": [views.transaction_item(d) for d in docs[:limit]],
-                          "next_cursor": newest_first_cursor(docs, limit, "occurred_at")})
+    page, next_cursor = docs[:limit], newest_first_cursor(docs, limit, "occurred_at")
+    return conditional.answer(
+        {"items": [views.transaction_item(d) for d in page], "next_cursor": next_cursor},
+        etags.transactions_etag(page, next_cursor))
 
 
 NEWEST_FIRST = [("occurred_at", -1), ("_id", -1)]
@@ -186,6 +194,7 @@ async def customer_stats(
     db: Db,
     consistency: ConsistencyDep,
     reader: Reader,
+    conditional: ConditionalDep,
     from_: Annotated[date | datetime | None,
                      Query(alias="from", description="first day (ISO 8601), inclusive")] = None,
     to: Annotated[date | datetime | None,
@@ -205,11 +214,13 @@ async def customer_stats(
     if window:
         match["date"] = window
     docs = await db[DAILY_STATS].find(match).sort([("date", 1), ("currency", 1)]).to_list()
+    etag = etags.stats_etag(docs, granularity)
     if granularity == "month":
         # Summed from the days as they are read: each day is exact under redelivery (its
         # `applied` versions), so their sum is too, with no second view to keep in step.
-        return json_response({"months": [views.monthly_figures(m) for m in _months(docs)]})
-    return json_response({"days": [views.daily_figures(d) for d in docs]})
+        return conditional.answer(
+            {"months": [views.monthly_figures(m) for m in _months(docs)]}, etag)
+    return conditional.answer({"days": [views.daily_figures(d) for d in docs]}, etag)
 
 
 def _months(days: list[dict]) -> list[dict]:

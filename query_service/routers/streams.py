@@ -46,7 +46,9 @@ STREAM_RESPONSES = {
                          "Last-Event-ID.",
           "content": {MEDIA_TYPE: {"schema": {"type": "string"}, "example": _EXAMPLE}}},
     **{k: ERROR_RESPONSES[k] for k in (404, 422, 503)},
-    429: {"description": "The subject has CQRS_STREAMS_PER_SUBJECT streams open already",
+    429: {"description": "Too many queries from this subject (`rate_limited`), or it has "
+                         "CQRS_STREAMS_PER_SUBJECT streams open already "
+                         "(`too_many_streams`); retry after Retry-After seconds",
           "headers": {"Retry-After": {"schema": {"type": "integer"}}},
           "content": {"application/json": {"schema": {
               "$ref": "#/components/schemas/ErrorResponse"}}}},

@@ -18,5 +18,6 @@ AUTH_RESPONSES: dict[int | str, dict] = {
     403: _error_response("The token lacks the scope, or the data belongs to another customer"),
 }
 RATE_LIMITED_RESPONSE: dict[int | str, dict] = {
-    429: _error_response("Too many commands from this subject; retry after Retry-After seconds"),
+    429: _error_response("Too many requests from this subject (commands and queries are limited "
+                         "apart); retry after Retry-After seconds"),
 }

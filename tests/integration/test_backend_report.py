@@ -32,24 +32,19 @@ def test_the_session_passes_and_names_its_backends_when_nothing_is_required():
     assert "backends: no test ran on a server" in result.stdout
 
 
-def test_with_two_workers_the_controller_alone_reports_and_judges_the_backends():
-    """Under pytest-xdist (`make test`) each worker sees only its share: the figures come to
-    the controller on the test reports, and it prints them once and fails the session."""
-    result = run_suite_part("mysql", "-n", "2")
-    assert result.returncode == 1, result.stdout
-    assert "passed" in result.stdout and "failed" not in result.stdout
-    assert result.stdout.count("required backends ran no test: mysql") == 1
-    assert result.stdout.count("backends: no test ran on a server") == 1
-
-
-def test_with_two_workers_the_backends_a_worker_ran_count_on_the_controller():
-    env = {**os.environ, "CQRS_TEST_REQUIRE_BACKENDS": "tansu,sqlite",
+def test_with_two_workers_the_controller_alone_counts_reports_and_judges_the_backends():
+    """Under pytest-xdist (`make test`) each worker sees only its share: the backends a
+    worker's tests ran on come to the controller on the test reports, and it alone prints the
+    figures and fails the session when a required backend ran nothing (here MySQL)."""
+    env = {**os.environ, "CQRS_TEST_REQUIRE_BACKENDS": "tansu,sqlite,mysql",
            "CQRS_TEST_BROKERS": "tansu", "CQRS_TEST_MYSQL_URL": ""}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2",
-         "tests/integration/test_account_listing.py::test_customers_are_found_by_status_and_show_it"],
+         "tests/integration/test_account_listing.py::test_customers_are_found_by_status_and_show_it",
+         "tests/unit/test_money.py"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stdout
-    assert "backends: secantus 1 tests, sqlite 1 tests, tansu 1 tests" in result.stdout
-    assert "time per pair: tansu-sqlite" in result.stdout
-    assert "required backends ran no test" not in result.stdout
+    assert result.returncode == 1, result.stdout
+    assert "passed" in result.stdout and "failed" not in result.stdout  # its tests passed
+    assert result.stdout.count("backends: secantus 1 tests, sqlite 1 tests, tansu 1 tests") == 1
+    assert result.stdout.count("time per pair: tansu-sqlite") == 1
+    assert result.stdout.count("required backends ran no test: mysql") == 1

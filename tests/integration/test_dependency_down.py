@@ -5,6 +5,7 @@ dependency pointed at an address where nothing listens and the others up."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -21,6 +22,7 @@ DEPENDENCIES = {
 # What each command touches (a command is only tested against what it needs).
 NEEDS = {
     ("status",): ["database", "read_store", "broker"],
+    ("status", "--json"): ["database", "read_store"],  # the broker: the test at the end
     ("verify",): ["database", "read_store"],
     ("verify", "--repair"): ["database", "read_store"],
     ("rebuild",): ["database", "read_store"],
@@ -71,3 +73,22 @@ def test_a_command_whose_dependency_is_down_says_so_in_one_line(
     # At most a progress bar besides (rebuild's), and nothing left behind.
     assert len([line for line in output.splitlines() if line.strip()]) <= 3, output
     assert list(folder.iterdir()) == [], output
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("broker", BROKER_KINDS[:1], indirect=True)
+def test_status_json_with_the_broker_down_gives_every_other_figure_then_the_line(
+        settings, tmp_path):
+    """A script still gets the figures that could be read, and `broker_error` says what the
+    one line says, not the client's own wording of it."""
+    with closed_port() as port:
+        env = {**process_env(settings), "CQRS_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+               "CQRS_LOG_LEVEL": "INFO"}
+        result = subprocess.run([str(SCRIPT), "status", "--json"], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    figures = json.loads(result.stdout)
+    line = result.stderr.strip()
+    assert line.startswith(f"cannot reach the broker at 127.0.0.1:{port}"), result.stderr
+    assert figures["outbox"]["unsent"] == 0 and figures["projector"]["lag"] is None, figures
+    assert figures["projector"]["broker_error"] == line, figures
