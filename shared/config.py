@@ -100,6 +100,14 @@ class Settings(BaseSettings):
         description="read-your-writes wait when X-Consistency-Wait-Ms is not sent")
     consistency_wait_max_ms: int = Field(
         10_000, ge=0, le=10_000, description="cap on X-Consistency-Wait-Ms")
+    # Live updates (query_service/live.py, routers/streams.py)
+    stream_poll_ms: int = Field(
+        200, ge=10, le=10_000,
+        description="how often the views open event streams watch are polled for changes")
+    stream_keepalive_s: float = Field(
+        15.0, gt=0, le=15, description="an event stream's keep-alive comment interval")
+    streams_per_subject: int = Field(
+        20, ge=1, le=100_000, description="open event streams per token subject, per process")
 
     # Authentication (shared/auth/): bearer JWTs on every /v1 route of both services
     auth_disabled: bool = Field(

@@ -56,6 +56,11 @@ class InLoopServer:
     async def stop(self) -> None:
         if self._task is None:
             return
+        # Responses that last as long as their client does (the query service's event
+        # streams) end first: uvicorn would wait its whole graceful timeout for them.
+        drain = getattr(getattr(self._server.config.app, "state", None), "drain", None)
+        if drain is not None:
+            drain()
         self._server.should_exit = True
         await self._task
 
