@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
+from query_service import console
 from query_service.conditional import NOT_MODIFIED_RESPONSE, VIEW_HEADERS
 from query_service.deps import rate_limited_reader
 from query_service.routers import accounts, customers, history, streams
@@ -60,8 +61,9 @@ SPEC = ServiceSpec(
     # The event streams (routers/streams.py, text/event-stream) must reach the client
     # unbuffered: gzip, ETag or caching middleware must pass that media type through untouched
     # (Starlette's GZipMiddleware skips it by default) and must not read the body to its end.
+    # The console page is open: what it shows needs the reader's token.
     routers=[(customers.router, _VIEWS), (accounts.router, _VIEWS), (history.router, _VIEWS),
-             (streams.router, _STREAMS)],
+             (streams.router, _STREAMS), (console.router, {})],
 )
 
 

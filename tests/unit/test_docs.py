@@ -32,7 +32,7 @@ SERVICES_BY_HEADING = {
 }
 PLANNED_HEADING = "Planned"
 ENDPOINT_CELL = re.compile(r"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (/\S*)$")
-OPERATIONS_PATHS = {"/healthz", "/readyz", "/metrics"}
+OPERATIONS_PATHS = {"/healthz", "/readyz", "/metrics", "/console"}
 
 
 def documents() -> list[Path]:
