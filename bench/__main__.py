@@ -18,7 +18,7 @@ from bench.backends import Backends
 from bench.context import SIZES, Context
 from shared.worker import run
 
-SECTIONS = ("commands", "relay", "peer", "projector", "queries", "e2e")
+SECTIONS = ("commands", "relay", "peer", "projector", "queries", "e2e", "streams")
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.cells import _div, _lat, _met, _n, _pct, _x
+from bench.cells import stream_rows as _stream_rows
+
 FLAT = 0.75  # the largest size keeps at least this share of the smallest size's rate
 
 
@@ -56,36 +59,6 @@ def profiles(sections: dict, enabled: bool) -> dict:
             for part, nested in profile.items():
                 found[f"{name}, {part}"] = nested
     return {"status": "ok", "profiles": found}
-
-
-def _div(a, b) -> float | None:
-    return round(a / b, 2) if a is not None and b else None
-
-
-def _n(value, unit: str = "") -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float) and value >= 100 or isinstance(value, int):
-        text = f"{value:,.0f}"
-    else:
-        text = f"{value:,.1f}" if value >= 10 else f"{value:,.2f}"
-    return text + unit
-
-
-def _pct(value) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f}%"
-
-
-def _x(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}×"
-
-
-def _lat(figures: dict) -> str:
-    return f"p50 {_n(figures.get('p50_ms'))} / p99 {_n(figures.get('p99_ms'))} ms"
-
-
-def _met(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("yes" if ok else "**no**")
 
 
 def markdown(results: dict) -> str:
@@ -179,6 +152,8 @@ def markdown(results: dict) -> str:
             row(f"5. {label} revalidated (If-None-Match → 304)",
                 f"{_lat(nm)} ({_n(nm['per_s'])}/s)", f"the full answer {_lat(q['ours'])}",
                 f"{_x(q['not_modified_throughput_ratio'])} throughput", "", "")
+
+    _stream_rows(s.get("streams", {}), row)
 
     peer = s.get("peer", {})
     if peer.get("status") == "unavailable":

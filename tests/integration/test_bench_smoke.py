@@ -23,7 +23,8 @@ from command_service.unit_of_work import CommandRecord, SqlUnitOfWork
 from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = {"commands", "relay", "peer", "projector", "queries", "e2e", "scaling", "profiles"}
+SECTIONS = {"commands", "relay", "peer", "projector", "queries", "e2e", "streams", "scaling",
+            "profiles"}
 
 
 def test_bench_smoke_run_writes_every_section_and_the_table(tmp_path):
@@ -36,7 +37,7 @@ def test_bench_smoke_run_writes_every_section_and_the_table(tmp_path):
     results = json.loads(json_path.read_text())
     sections = results["sections"]
     assert set(sections) == SECTIONS
-    for name in ("commands", "relay", "projector", "queries", "e2e", "scaling"):
+    for name in ("commands", "relay", "projector", "queries", "e2e", "streams", "scaling"):
         assert sections[name]["status"] == "ok", (name, sections[name])
     # python-cqrs comes with the bench extra; without it the peer says why, never a number
     assert sections["peer"]["status"] in ("ok", "unavailable")
@@ -57,6 +58,8 @@ def test_bench_smoke_run_writes_every_section_and_the_table(tmp_path):
     assert projector["ours"]["round_trips_per_1000_events"]["on_the_wire"] > 0
     assert sections["queries"]["customer_360"]["ours"]["count"] > 0
     assert sections["queries"]["customer_360"]["not_modified"]["errors"] == 0  # each a 304
+    for level in sections["streams"]["levels"]:  # every stream got every deposit's event
+        assert level["pushes_received"] == level["pushes_expected"] > 0, level
     e2e = sections["e2e"]
     assert e2e["floor"]["count"] > 0
     assert e2e["runs"] and all(run["lag"]["count"] > 0 for run in e2e["runs"])
