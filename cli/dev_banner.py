@@ -31,6 +31,7 @@ def welcome(stack: DevStack) -> str:
 [bold green]cqrs-accounts is running[/bold green] (data in {stack.data})
   command service  {c}   (docs: {c}/docs)
   query service    {q}   (docs: {q}/docs)
+  live console     {q}/console   (paste the token and a customer id)
   relay metrics    http://127.0.0.1:{stack.relay_port}/metrics
   projector        http://127.0.0.1:{stack.projector_port}/metrics
   broker           {_broker_line(stack)}

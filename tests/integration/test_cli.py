@@ -119,6 +119,8 @@ def test_dev_runs_the_whole_stack_stops_cleanly_and_keeps_its_data(tmp_path):
     try:
         banner = wait_for_banner(dev)
         assert commands in banner and queries in banner and "curl" in banner
+        assert f"{queries}/console" in banner
+        assert httpx.get(f"{queries}/console").status_code == 200  # the page needs no token
         auth = banner_token(banner)
         # Authentication is on in dev: no token, no entry.
         assert httpx.post(f"{commands}/v1/customers", json={
