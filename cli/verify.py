@@ -46,6 +46,16 @@ async def _scope_of(engine, customer: str | None, account: str | None) -> Scope 
     return EVERYTHING
 
 
+def _watch(settings_or_exit: Callable[[], Settings], host: str, port: int, fix: bool) -> None:
+    from cli.main import exit_unless_reachable  # at call time: cli.main registers this module
+    from operations.watch_worker import serve_verify_watch
+    from shared.worker import run
+
+    settings = settings_or_exit()
+    exit_unless_reachable(settings, ["database", "read_store"])
+    run(serve_verify_watch(settings, host, port, repair=fix))
+
+
 def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None:
     @app.command()
     def verify(
@@ -57,12 +67,23 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
             help="check this account's customer with all its accounts: the customer's view "
                  "lists the account and its daily statistics sum every account, so they are "
                  "only right or wrong together (and --repair re-projects that customer)")] = None,
+        watch: Annotated[bool, typer.Option(
+            "--watch", help="keep checking what changed since the last pass, every "
+                            "CQRS_VERIFY_INTERVAL_S; exports cqrs_verify_* metrics")] = False,
+        host: Annotated[str, typer.Option(help="with --watch: interface to bind")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(
+            help="with --watch: ops HTTP port (/healthz /readyz /metrics); 0 = any free "
+                 "port")] = 0,
     ) -> None:
-        """Compare the write model with the read models (all of them, or one customer's);
-        exit 1 when they differ."""
-        if customer is not None and account is not None:
-            err.print("[red]--customer and --account:[/red] give one of them", highlight=False)
+        """Compare the write model with the read models (all of them, one customer's, or
+        continuously what changed); exit 1 when they differ."""
+        if sum(option is not None for option in (customer, account)) + watch > 1:
+            err.print("[red]--customer, --account, --watch:[/red] give one of them",
+                      highlight=False)
             raise typer.Exit(2)
+        if watch:
+            _watch(settings_or_exit, host, port, fix)
+            return
 
         async def work(engine, db) -> int:
             scope = await _scope_of(engine, customer, account)

@@ -93,6 +93,13 @@ async def fold_event_log(
 
 async def find_drift(engine: AsyncEngine, views: ViewDatabase,
                      scope: Scope = EVERYTHING) -> list[Drift]:
+    return (await check_scope(engine, views, scope))[0]
+
+
+async def check_scope(engine: AsyncEngine, views: ViewDatabase,
+                      scope: Scope) -> tuple[list[Drift], ScopeRows]:
+    """The differences, and the state rows they were found against (which aggregates the
+    check covered)."""
     await views.refresh()
     rows = await ScopeRows.load(engine, scope)
     history = HistoryCheck(await find_all(views[HISTORY], rows.filters(HISTORY)))
@@ -155,7 +162,7 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase,
                                    want["customer_id"]))
     drift += [Drift(DAILY_STATS, doc_id, "_id", None, doc_id, doc.get("customer_id"))
               for doc_id, doc in actual_stats.items()]
-    return drift + history.drift()
+    return drift + history.drift(), rows
 
 
 async def find_lasting_drift(engine: AsyncEngine, views: ViewDatabase,
