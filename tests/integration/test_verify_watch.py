@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import subprocess
 import time
 
 import httpx
@@ -17,6 +19,7 @@ from operations.watch_worker import serve_verify_watch
 from shared.readmodel import ACCOUNTS
 from tests.integration.test_operations import open_accounts, settle
 from tests.stack import Stack
+from tests.support.processes import SCRIPT, process_env
 
 WATCH = {"verify_interval_s": 0.1, "verify_settle_s": 0.3}
 
@@ -147,3 +150,32 @@ async def test_drift_is_reported_until_a_restarted_watcher_repairs_it(settings, 
         assert await read_db[RECHECKS].count_documents({}) == 0
         view = (await stack.queries.get(f"/v1/accounts/{corrupted['account_id']}")).json()
         assert view["balance"] == "100.00"
+
+
+async def test_the_console_script_serves_its_ops_port_and_stops_cleanly_on_sigterm(
+        settings, engine, read_db, tmp_path):
+    env = process_env(settings.model_copy(update=WATCH))
+    port = free_port()
+    with open(tmp_path / "verify.log", "wb") as log:
+        watcher = subprocess.Popen([str(SCRIPT), "verify", "--watch", "--port", str(port)],
+                                   env=env, stdout=log, stderr=log)
+    try:
+        deadline, metrics = time.monotonic() + 60, ""
+        async with httpx.AsyncClient(timeout=2) as http:
+            while "cqrs_verify_last_pass_timestamp_seconds 0.0" in metrics or not metrics:
+                assert watcher.poll() is None, (tmp_path / "verify.log").read_text()
+                assert time.monotonic() < deadline, metrics
+                try:
+                    if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                        metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+        assert "cqrs_verify_checked_aggregates_total" in metrics
+        assert "cqrs_verify_drift_aggregates 0.0" in metrics
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        assert watcher.wait(30) == 0, (tmp_path / "verify.log").read_text()
+    both = subprocess.run([str(SCRIPT), "verify", "--watch", "--customer", "x"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert both.returncode == 2 and len(both.stderr.splitlines()) == 1, both.stderr
