@@ -31,7 +31,7 @@ from shared.readmodel import ACCOUNTS, CUSTOMERS, HISTORY, ViewDatabase
 
 DRIFT = Gauge("cqrs_verify_drift_aggregates",
               "Aggregates whose read models differ from the write model (not lag), last pass")
-CHECKED = Counter("cqrs_verify_checked_aggregates",
+CHECKED = Counter("cqrs_verify_checked_aggregates_total",
                   "Aggregates compared with their read models by verify --watch")
 BEHIND = Gauge("cqrs_verify_behind_aggregates",
                "Aggregates of scopes left for a later pass because their views trail (lag)")
