@@ -23,6 +23,8 @@ from command_service.state_reads import (
 )
 from shared.readmodel import ACCOUNTS, CUSTOMERS, DAILY_STATS, HISTORY, TRANSACTIONS
 
+IN_CHUNK = 20
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -64,12 +66,19 @@ class ScopeRows:
             return [{}]
         customers, accounts = list(self.scope.customer_ids), list(self.accounts)
         return {
-            ACCOUNTS: [{"_id": {"$in": accounts}}, {"customer_id": {"$in": customers}}],
-            CUSTOMERS: [{"_id": {"$in": customers}}],
-            TRANSACTIONS: [{"account_id": {"$in": accounts}}],
-            DAILY_STATS: [{"customer_id": {"$in": customers}}],
-            HISTORY: [{"aggregate_id": {"$in": self.aggregate_ids}}],
+            ACCOUNTS: _in("_id", accounts) + _in("customer_id", customers),
+            CUSTOMERS: _in("_id", customers),
+            TRANSACTIONS: _in("account_id", accounts),
+            DAILY_STATS: _in("customer_id", customers),
+            HISTORY: _in("aggregate_id", self.aggregate_ids),
         }[view]
+
+
+def _in(field: str, ids: list[str]) -> list[dict]:
+    """`$in` filters of at most IN_CHUNK ids each. SecantusDB answers an `$in` from the index
+    (the time does not grow with the collection) but in time that grows faster than the list:
+    measured on 5k and 50k documents, 10 ids took 0.01 s, 100 ids 0.29 s, 600 ids 5.5 s."""
+    return [{field: {"$in": ids[i:i + IN_CHUNK]}} for i in range(0, len(ids), IN_CHUNK)]
 
 
 async def find_all(collection, filters: list[dict]) -> dict[str, dict]:

@@ -143,10 +143,10 @@ async def check_scope(engine: AsyncEngine, views: ViewDatabase,
     drift += [Drift(CUSTOMERS, doc_id, "_id", None, doc_id, doc_id)
               for doc_id in actual_customers]
 
-    [owned] = rows.filters(TRANSACTIONS)
-    counts = {d["_id"]: d["count"] async for d in await views[TRANSACTIONS].aggregate(
-        ([{"$match": owned}] if owned else [])
-        + [{"$group": {"_id": "$account_id", "count": {"$sum": 1}}}])}
+    counts = {d["_id"]: d["count"] for owned in rows.filters(TRANSACTIONS)
+              async for d in await views[TRANSACTIONS].aggregate(
+                  ([{"$match": owned}] if owned else [])
+                  + [{"$group": {"_id": "$account_id", "count": {"$sum": 1}}}])}
     for account_id in set(counts) | set(expected.transaction_counts):
         want, have = expected.transaction_counts.get(account_id, 0), counts.get(account_id, 0)
         if want != have:
