@@ -25,7 +25,8 @@ from command_service.state_reads import owners_of
 CHECKPOINTS = "verify_watch"
 RECHECKS = "verify_recheck"
 GAP_PATIENCE_S = 300.0  # far longer than any transaction of the command service stays open
-MAX_GAPS = 10_000
+MAX_GAPS = 1_000  # what `events_at` reads again in one query
+MAX_EVENTS_PER_PASS = 100_000  # a watcher far behind catches up over several passes
 
 
 class ChangeFeed:
@@ -48,7 +49,7 @@ class ChangeFeed:
     async def changed_customers(self) -> tuple[set[str], int]:
         """The customers whose aggregates (themselves or their accounts) changed after the
         checkpoint or in a gap that has filled, and the position this covers up to."""
-        up_to = await last_position(self._engine)
+        up_to = min(await last_position(self._engine), self.position + MAX_EVENTS_PER_PASS)
         seen = await changes(self._engine, self.position, up_to)
         filled = await events_at(self._engine, sorted(self._gaps))
         now = time.time()
