@@ -26,6 +26,8 @@ class Sizes:
     history_events: int = 0  # commands against a write model already holding this many
     relay_sizes: tuple[int, ...] = (10_000, 100_000)
     relay_main: int = 100_000
+    relay_history: int = 100_000  # sent rows already in the outbox (retention's bench)
+    steady_seconds: float = 8.0  # the steady command load beside the relay and the pruner
     peer_default_window_s: float = 21.0  # its documented loop sleeps 10 s between batches
     peer_tuned_window_s: float = 30.0
     # The issue asks for 5k/20k/80k; 80k costs SecantusDB ~5 minutes (ours and raw), so the
@@ -47,12 +49,14 @@ class Sizes:
 SIZES = {
     "smoke": Sizes(
         name="smoke", command_seconds=0.5, command_accounts=32, relay_sizes=(500, 1_500),
-        relay_main=1_500, peer_default_window_s=0.5, peer_tuned_window_s=1.0,
+        relay_main=1_500, relay_history=3_000, steady_seconds=2.5,
+        peer_default_window_s=0.5, peer_tuned_window_s=1.0,
         projector_sizes=(300, 1_000), projector_main=1_000, projector_accounts=60,
         query_seconds=0.5, e2e_seconds=1.5, e2e_fixed_rate=20.0, e2e_step_seconds=1.0,
         e2e_max_steps=2, e2e_accounts=20, floor_samples=3, profile_seconds=2.0),
     "default": Sizes(name="default"),
     "large": Sizes(name="large", relay_sizes=(10_000, 100_000, 1_000_000),
+                   relay_history=1_000_000,
                    projector_sizes=(5_000, 20_000, 80_000), history_events=1_000_000),
 }
 

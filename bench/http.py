@@ -84,7 +84,9 @@ class HttpClient:
         for line in header_lines:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        if "content-length" in headers:
+        if status in (204, 304) or status < 200:  # never a body, whatever the headers say
+            body = b""
+        elif "content-length" in headers:
             body = await reader.readexactly(int(headers["content-length"]))
         elif headers.get("transfer-encoding", "").lower() == "chunked":
             chunks = []

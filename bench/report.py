@@ -127,6 +127,8 @@ def markdown(results: dict) -> str:
                 f"raw aiokafka {_n(relay['raw']['events_per_s'])}/s",
                 _pct(bigger["ratio"]), "≥ 70%", _met(bigger["ratio"] >= 0.7))
 
+    _retention_rows(relay, row)
+
     projector = s.get("projector", {})
     if projector.get("ours"):
         ours = projector["ours"]
@@ -173,6 +175,10 @@ def markdown(results: dict) -> str:
             f"{_lat(q['ours'])} ({_n(q['ours']['per_s'])}/s)",
             f"raw find_one {_lat(q['raw_find_one'])}",
             f"{_x(q['p50_ratio'])} p50, {_x(q['p99_ratio'])} p99", "≤ 2×", _met(ok))
+        if nm := q.get("not_modified"):
+            row(f"5. {label} revalidated (If-None-Match → 304)",
+                f"{_lat(nm)} ({_n(nm['per_s'])}/s)", f"the full answer {_lat(q['ours'])}",
+                f"{_x(q['not_modified_throughput_ratio'])} throughput", "", "")
 
     peer = s.get("peer", {})
     if peer.get("status") == "unavailable":
@@ -273,3 +279,26 @@ def _notes(results: dict) -> list[str]:
                          f"{packages}. Project: {top or 'none'}")
     notes.append(f"- Whole run: {results.get('seconds', 0):.0f} s; JSON beside this file.")
     return notes
+
+
+def _retention_rows(relay: dict, row) -> None:
+    """The relay beside retention (bench/sections/relay_retention.py)."""
+    history = relay.get("with_history")
+    if history:
+        row(f"2. Relay, {history['outbox_rows']:,} rows after {history['history_rows']:,} "
+            "sent rows of history",
+            f"{_n(history['with_history']['events_per_s'])} events/s",
+            f"no history: {_n(history['no_history']['events_per_s'])} events/s",
+            _pct(history["ratio"]), "same", _met(history["ratio"] is not None
+                                                  and history["ratio"] >= 0.9))
+    steady = relay.get("steady_load")
+    if steady:
+        without, pruned = steady["without_retention"], steady["with_retention"]
+        row(f"2. Outbox under {steady['rate_per_s']} commands/s for {steady['seconds']:.0f} s, "
+            f"retention {steady['retention_s']} s",
+            f"at most {pruned['max_outbox_rows']:,} rows (end: "
+            f"{pruned['outbox_rows'][-1][1]:,}); commands p50 {_n(pruned['latency']['p50_ms'])}"
+            f" / p99 {_n(pruned['latency']['p99_ms'])} ms",
+            f"no retention: {without['outbox_rows'][-1][1]:,} rows; commands p50 "
+            f"{_n(without['latency']['p50_ms'])} / p99 {_n(without['latency']['p99_ms'])} ms",
+            "", "bounded", "")

@@ -12,8 +12,10 @@ command prints for any other error is cli/failures.py's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,8 +164,11 @@ async def probe_database(settings: Settings) -> None:
     from command_service.db.engine import create_engine, read_only
 
     url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        raise NoWriteModel(write_database(settings), "the file does not exist")
+    if url.get_backend_name() == "sqlite":
+        if not Path(url.database or "").is_file():
+            raise NoWriteModel(write_database(settings), "the file does not exist")
+        if not _sqlite_has_events_table(Path(url.database)):
+            raise NoWriteModel(write_database(settings), "it has no tables")
     engine = create_engine(settings)
     try:
         async with read_only(engine).connect() as conn:
@@ -171,6 +176,19 @@ async def probe_database(settings: Settings) -> None:
                 raise NoWriteModel(write_database(settings), "it has no tables")
     finally:
         await engine.dispose()
+
+
+def _sqlite_has_events_table(path: Path) -> bool:
+    """Read-only: the engine's first connection would switch a file with no tables to WAL
+    mode, writing to a file the user only asked us to read. A file this cannot open read-only
+    is left to the engine to judge (True)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
+                                                uri=True)) as conn:
+            return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                "name = 'events'").fetchone() is not None
+    except sqlite3.Error:
+        return True
 
 
 async def probe_broker(settings: Settings) -> None:

@@ -193,7 +193,7 @@ class DevStack:
             since = int(self.checkpoint.read_text()) if self.checkpoint.exists() else 0
             engine = create_engine(settings)
             try:
-                resent = await resend_from(engine, since + 1)
+                resent = await resend_from(engine, since + 1, settings.kafka_topic)
             finally:
                 await engine.dispose()
             if resent:

@@ -18,25 +18,33 @@ from shared.envelope import EventEnvelope
 from shared.upcasting import READER
 
 
-def _envelope(row) -> EventEnvelope:
-    """The stored event as this release reads it: upcast from the version it was written
-    with (raises UnreadableEvent for one a newer release wrote: upgrade before folding)."""
-    return READER.read(EventEnvelope(
+def _as_written(row) -> EventEnvelope:
+    """The stored event exactly as it was written: its schema version and payload as stored."""
+    return EventEnvelope(
         event_id=row.event_id, event_type=row.event_type, schema_version=row.schema_version,
         aggregate_type=row.aggregate_type,
         aggregate_id=row.aggregate_id, version=row.version,
         occurred_at=row.occurred_at.replace(tzinfo=UTC), command_id=row.command_id,
         payload=json.loads(row.payload), position=row.position,
-    ))
+    )
+
+
+def _as_read(row) -> EventEnvelope:
+    """The stored event as this release reads it: upcast from the version it was written
+    with (raises UnreadableEvent for one a newer release wrote: upgrade before folding)."""
+    return READER.read(_as_written(row))
 
 
 async def read_events(engine: AsyncEngine, after_position: int = 0,
                       aggregate_ids: list[str] | None = None,
                       batch_size: int = 2000,
-                      up_to_position: int | None = None) -> AsyncIterator[list[EventEnvelope]]:
+                      up_to_position: int | None = None, *,
+                      as_written: bool = False) -> AsyncIterator[list[EventEnvelope]]:
     """Events with a position above `after_position` (and at most `up_to_position`: a reader
     slower than the writers would otherwise never reach the end), in position order, a batch
-    at a time (keyset paging: each query is an index range scan, whatever the table's size)."""
+    at a time (keyset paging: each query is an index range scan, whatever the table's size).
+    Upcast to what this release reads, unless `as_written` (to publish them again)."""
+    envelope = _as_written if as_written else _as_read
     last = after_position
     while True:
         query = sa.select(events).where(events.c.position > last)
@@ -48,7 +56,7 @@ async def read_events(engine: AsyncEngine, after_position: int = 0,
             rows = (await conn.execute(query.order_by(events.c.position).limit(batch_size))).all()
         if not rows:
             return
-        yield [_envelope(row) for row in rows]
+        yield [envelope(row) for row in rows]
         last = rows[-1].position
 
 
@@ -95,7 +103,7 @@ async def events_of(engine: AsyncEngine, aggregate_ids: list[str],
         for i in range(0, len(aggregate_ids), chunk):
             rows += (await conn.execute(sa.select(events).where(
                 events.c.aggregate_id.in_(aggregate_ids[i:i + chunk])))).all()
-    return [_envelope(row) for row in sorted(rows, key=lambda row: row.position)]
+    return [_as_read(row) for row in sorted(rows, key=lambda row: row.position)]
 
 
 async def changes(engine: AsyncEngine, after_position: int,

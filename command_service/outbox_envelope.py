@@ -4,8 +4,9 @@ sends, byte for byte, and what lets the relay and the projector continue the com
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 
 from command_service.domain.events import DomainEvent
 from shared.envelope import EventEnvelope
@@ -35,3 +36,11 @@ def outbox_headers(envelope: EventEnvelope) -> dict[str, str]:
     if traceparent:
         headers["traceparent"] = traceparent
     return headers
+
+
+def outbox_row(envelope: EventEnvelope, topic: str, created_at: datetime) -> dict:
+    """The outbox row that carries a stored event (its position set) as the exact message the
+    relay will send."""
+    return dict(event_position=envelope.position, topic=topic,
+                message_key=envelope.aggregate_id, headers=json.dumps(outbox_headers(envelope)),
+                payload=envelope.to_json(), created_at=created_at)

@@ -22,7 +22,7 @@ from command_service.db.tables import commands, events, naive_utc, outbox
 from command_service.domain.errors import AlreadyExistsError, EmailTakenError
 from command_service.domain.model import Account, Customer
 from command_service.idempotency import IdempotencyKey, IdempotencyRaceError, StoredResponse
-from command_service.outbox_envelope import envelope_of, outbox_headers
+from command_service.outbox_envelope import envelope_of, outbox_row
 from command_service.ports import UnitOfWork
 from shared.envelope import EventEnvelope
 
@@ -155,12 +155,8 @@ class SqlUnitOfWork(UnitOfWork):
             stored.append(replace(envelope, position=result.inserted_primary_key[0]))
         if stored:
             now = naive_utc(datetime.now(UTC))
-            await self.connection.execute(_INSERT_OUTBOX, [
-                dict(event_position=e.position, topic=self._topic, message_key=e.aggregate_id,
-                     headers=json.dumps(outbox_headers(e)),
-                     payload=e.to_json(), created_at=now)
-                for e in stored
-            ])
+            await self.connection.execute(
+                _INSERT_OUTBOX, [outbox_row(e, self._topic, now) for e in stored])
         return stored
 
 

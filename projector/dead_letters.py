@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -191,3 +192,11 @@ class DeadLetters:
         result = await self._collection.update_many(
             query, {"$set": {"status": "discarded", "discarded_at": utc_now()}})
         return result.modified_count
+
+    async def delete_discarded(self, before: datetime) -> int:
+        """Forget entries discarded before `before` (CQRS_DEAD_LETTER_RETENTION_S): an operator
+        gave up on them, and `verify --repair` repaired their views from the event log. Parked
+        entries are never deleted, however old."""
+        result = await self._collection.delete_many(
+            {"status": "discarded", "discarded_at": {"$lt": before}})
+        return result.deleted_count

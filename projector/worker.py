@@ -1,19 +1,23 @@
-"""The projector process: consumer group member, read store, ops HTTP port, SIGTERM."""
+"""The projector process: consumer group member, read store, dead-letter retention beside it,
+ops HTTP port, SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 from projector.consumer import Projector
+from projector.dead_letters import DeadLetters
 from projector.failures import RetryPolicy
 from projector.store import ReadStore
 from shared.config import Settings
+from shared.envelope import utc_now
 from shared.kafka import ensure_topic, make_consumer
 from shared.readmodel import ViewDatabase, ensure_indexes, make_mongo_client, read_registry
 from shared.tracing import configure_tracing
-from shared.worker import run_worker, stop_on_signals
+from shared.worker import every, run_worker, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +55,19 @@ async def serve_projector(settings: Settings, host: str, port: int,
         log.info("projector started in group %s", settings.kafka_consumer_group)
         return projector
 
+    async def forget_discarded_dead_letters() -> None:
+        before = utc_now() - timedelta(seconds=settings.dead_letter_retention_s)
+        if deleted := await DeadLetters(db).delete_discarded(before):
+            log.info("retention: deleted %d discarded dead letter(s)", deleted)
+
     async def work(projector: Projector) -> None:
-        await projector.run(stop)
+        retention = asyncio.create_task(every(settings.retention_interval_s,
+                                              forget_discarded_dead_letters, stop,
+                                              "dead-letter retention"))
+        try:
+            await projector.run(stop)
+        finally:
+            retention.cancel()
 
     async def close(projector: Projector | None) -> None:
         if projector is not None:

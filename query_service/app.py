@@ -10,7 +10,7 @@ from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
 from query_service.conditional import NOT_MODIFIED_RESPONSE, VIEW_HEADERS
 from query_service.deps import rate_limited_reader
-from query_service.routers import accounts, customers, history
+from query_service.routers import accounts, customers, history, streams
 from shared.auth import AUTH_RESPONSES, RATE_LIMITED_RESPONSE
 from shared.config import Settings
 from shared.ratelimit import TokenBucketLimiter
@@ -25,7 +25,8 @@ async def _read_store(app: FastAPI, config: Settings):
     client = make_mongo_client(config)
     app.state.db = ViewDatabase(client[config.mongo_database])
     try:
-        yield
+        async with streams.live_updates(app, config):
+            yield
     finally:
         await client.close()
 
@@ -43,6 +44,10 @@ def _probes(app: FastAPI):
 _VIEWS = {"dependencies": [Depends(rate_limited_reader)],
           "responses": {**VIEW_HEADERS, **NOT_MODIFIED_RESPONSE, **AUTH_RESPONSES,
                         **RATE_LIMITED_RESPONSE}}
+# A stream is opened like a view is read (the scope, the rate of queries), but it has no ETag
+# and no 304: it is never the same answer twice.
+_STREAMS = {"dependencies": [Depends(rate_limited_reader)],
+            "responses": {**AUTH_RESPONSES, **RATE_LIMITED_RESPONSE}}
 
 SPEC = ServiceSpec(
     name="query",
@@ -52,7 +57,11 @@ SPEC = ServiceSpec(
     resources=_read_store,
     probes=_probes,
     unavailable=(ConnectionFailure, ServerSelectionTimeoutError),
-    routers=[(customers.router, _VIEWS), (accounts.router, _VIEWS), (history.router, _VIEWS)],
+    # The event streams (routers/streams.py, text/event-stream) must reach the client
+    # unbuffered: gzip, ETag or caching middleware must pass that media type through untouched
+    # (Starlette's GZipMiddleware skips it by default) and must not read the body to its end.
+    routers=[(customers.router, _VIEWS), (accounts.router, _VIEWS), (history.router, _VIEWS),
+             (streams.router, _STREAMS)],
 )
 
 

@@ -22,7 +22,8 @@ GZIP_OPTIONS = {"minimum_size": 1024, "compresslevel": 6}
 # What the services serve, and the request headers their routes read.
 ALLOWED_METHODS = ("GET", "POST", "PATCH")
 ALLOWED_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "If-None-Match",
-                   "X-Consistency-Token", "X-Consistency-Wait-Ms", "X-Request-ID")
+                   "Last-Event-ID", "X-Consistency-Token", "X-Consistency-Wait-Ms",
+                   "X-Request-ID")
 # The response headers a page's script may read (beyond the CORS-safelisted ones): read your
 # writes, conditional reads, correlation, and how long to back off after a 429 or a 503.
 EXPOSED_HEADERS = ("ETag", "X-Consistency-Token", "X-Command-ID", "X-Request-ID",

@@ -72,6 +72,16 @@ class Settings(BaseSettings):
         description="leader lease; a standby takes over this long after a leader dies",
     )
 
+    # Retention (command_service/retention.py, projector/dead_letters.py)
+    outbox_retention_s: int = Field(
+        7 * 86_400, ge=0, le=10 * 365 * 86_400,
+        description="sent outbox rows older than this are deleted by the active relay")
+    dead_letter_retention_s: int = Field(
+        30 * 86_400, ge=0, le=10 * 365 * 86_400,
+        description="discarded dead letters older than this are deleted by the projector")
+    retention_interval_s: float = Field(
+        60.0, gt=0, le=86_400, description="how often retention runs")
+
     # Projector
     projector_batch_size: int = Field(1000, ge=1, le=10_000, description="events per getmany")
     projector_poll_ms: int = Field(100, ge=1, le=10_000, description="getmany wait when idle")
@@ -99,6 +109,14 @@ class Settings(BaseSettings):
         description="read-your-writes wait when X-Consistency-Wait-Ms is not sent")
     consistency_wait_max_ms: int = Field(
         10_000, ge=0, le=10_000, description="cap on X-Consistency-Wait-Ms")
+    # Live updates (query_service/live.py, routers/streams.py)
+    stream_poll_ms: int = Field(
+        200, ge=10, le=10_000,
+        description="how often the views open event streams watch are polled for changes")
+    stream_keepalive_s: float = Field(
+        15.0, gt=0, le=15, description="an event stream's keep-alive comment interval")
+    streams_per_subject: int = Field(
+        20, ge=1, le=100_000, description="open event streams per token subject, per process")
 
     # Authentication (shared/auth/): bearer JWTs on every /v1 route of both services
     auth_disabled: bool = Field(

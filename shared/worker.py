@@ -56,6 +56,11 @@ class InLoopServer:
     async def stop(self) -> None:
         if self._task is None:
             return
+        # Responses that last as long as their client does (the query service's event
+        # streams) end first: uvicorn would wait its whole graceful timeout for them.
+        drain = getattr(getattr(self._server.config.app, "state", None), "drain", None)
+        if drain is not None:
+            drain()
         self._server.should_exit = True
         await self._task
 
@@ -101,6 +106,20 @@ def stop_on_signals() -> asyncio.Event:
 async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def every(seconds: float, job: Callable[[], Awaitable[object]], stop: asyncio.Event,
+                what: str) -> None:
+    """Run `job` every `seconds` until `stop` is set. A failure (a dependency away) is logged
+    and the next run tries again: a side job never ends its process."""
+    while not stop.is_set():
+        await sleep_unless_stopped(stop, seconds)
+        if stop.is_set():
+            return
+        try:
+            await job()
+        except Exception as exc:
+            log.warning("%s failed: %s", what, exc.__class__.__name__)
 
 
 async def run_worker(name: str, probes: dict[str, Callable[[], Awaitable[None]]], host: str,

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from command_service.db.engine import create_engine
 from command_service.db.migrate import upgrade_to_head
 from shared.config import Settings
+from shared.kafka import ensure_topic, make_producer
 from shared.readmodel import ensure_indexes, make_mongo_client
 from tests.stack import TEST_JWT_SECRET
 from tests.support.backends import (
@@ -143,3 +144,13 @@ async def read_db(settings):
     yield db
     await client.drop_database(settings.mongo_database)
     await client.close()
+
+
+@pytest_asyncio.fixture
+async def producer(settings):
+    """A started producer on the suite's topic, for tests that drive the relay themselves."""
+    await ensure_topic(settings)
+    producer = make_producer(settings)
+    await producer.start()
+    yield producer
+    await producer.stop()

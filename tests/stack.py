@@ -76,10 +76,12 @@ def admin_headers(settings: Settings) -> dict[str, str]:
 
 
 class Stack:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, query_settings: Settings | None = None) -> None:
+        """`query_settings`: the query service's own, when a test sets them apart (a read
+        store reached through a proxy, say)."""
         self.settings = settings
         self._apis = [in_loop_server(create_command_app(settings)),
-                      in_loop_server(create_query_app(settings))]
+                      in_loop_server(create_query_app(query_settings or settings))]
         self.relay = Worker("relay", serve_relay, settings)
         self.projector = Worker("projector", serve_projector, settings)
 

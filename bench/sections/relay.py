@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from bench.context import Context
 from bench.profiling import Recording
 from bench.raw import raw_produce
+from bench.sections import relay_retention
 from bench.stats import CpuMeter, latency_summary, rate, ratio
 from bench.workload import fill_write_model
 from command_service.db.engine import create_engine
@@ -129,7 +130,7 @@ async def _one_size(ctx: Context, size: int, keep: bool) -> dict:
                   "ratio": ratio(ours["events_per_s"], raw["events_per_s"])}
         if keep:
             # The same rows again with a bigger claim (CQRS_RELAY_BATCH_SIZE): the knob.
-            await resend_from(engine, 1)
+            await resend_from(engine, 1, settings.kafka_topic)
             bigger = settings.model_copy(update={"relay_batch_size": BIGGER_BATCH})
             ctx.say(f"relay: the same rows again with batches of {BIGGER_BATCH:,}")
             tuned = await drain_outbox(bigger, engine, size)
@@ -137,7 +138,7 @@ async def _one_size(ctx: Context, size: int, keep: bool) -> dict:
                 **tuned, "ratio": ratio(tuned["events_per_s"], raw["events_per_s"])}
         if keep and ctx.profile:
             ctx.say("relay: profiling OutboxRelay (the same outbox, queued again)")
-            await resend_from(engine, 1)
+            await resend_from(engine, 1, settings.kafka_topic)
             async with Recording(os.getpid(), ctx.sizes.profile_seconds,
                                  ctx.log_dir / "profile-relay.txt", "relay (in the bench "
                                  "process)") as rec:
@@ -159,6 +160,9 @@ async def run(ctx: Context) -> dict:
     for size in sizes.relay_sizes:
         runs.append(await _one_size(ctx, size, keep=size == sizes.relay_main))
     main = next(r for r in runs if r["outbox_rows"] == sizes.relay_main)
+    history = await relay_retention.with_history(ctx, sizes.relay_sizes[0], sizes.relay_history,
+                                                 drain_outbox)
+    steady = await relay_retention.steady_load(ctx, sizes.steady_seconds)
     return {"what": "OutboxRelay.run_once until a pre-filled outbox is sent, vs aiokafka "
                     "producing the same messages (acks=all, same linger and batch size)",
-            **main, "by_size": runs}
+            **main, "by_size": runs, "with_history": history, "steady_load": steady}

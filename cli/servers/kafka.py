@@ -95,8 +95,13 @@ def kafka_lib(resolve: bool = True) -> Path:
 
 def new_cluster_id() -> str:
     """What `kafka-storage random-uuid` prints (a random UUID, URL-safe base64 without
-    padding), made here rather than by starting a JVM for it."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    padding), made here rather than by starting a JVM for it. Like Kafka's own Uuid, never
+    one that starts with '-': the storage tool would read it as an option (1 start in 64
+    failed with `--cluster-id: expected one argument`)."""
+    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+           ).startswith("-"):
+        pass
+    return cluster_id
 
 
 class KafkaBroker(ServerProcess):

@@ -1,4 +1,5 @@
-"""The relay process: leader lease, producer, ops HTTP port, SIGTERM handling."""
+"""The relay process: leader lease, producer, the backlog gauges and retention beside it, ops
+HTTP port, SIGTERM handling."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from command_service.outbox.backlog import monitor_backlog
 from command_service.outbox.backlog import resend_from as queue_resend
 from command_service.outbox.lease import LeaderLease
 from command_service.outbox.relay import OutboxRelay
+from command_service.retention import keep_pruned
 from shared.config import Settings
 from shared.kafka import ensure_topic, make_producer, start_producer
 from shared.tracing import configure_tracing
@@ -24,7 +26,7 @@ async def serve_relay(settings: Settings, host: str, port: int,
     configure_tracing("cqrs-accounts-relay")
     engine = create_engine(settings)
     if resend_from is not None:
-        queued = await queue_resend(engine, resend_from)
+        queued = await queue_resend(engine, resend_from, settings.kafka_topic)
         log.info("queued %d event(s) from position %d to be published again", queued,
                  resend_from)
     producer = make_producer(settings)  # the one to probe and to stop: the relay's, once it runs
@@ -45,11 +47,14 @@ async def serve_relay(settings: Settings, host: str, port: int,
         return relay
 
     async def work(started: OutboxRelay) -> None:
-        monitor = asyncio.create_task(monitor_backlog(engine, stop))
+        side_tasks = [asyncio.create_task(monitor_backlog(engine, stop)),
+                      asyncio.create_task(keep_pruned(engine, settings, stop,
+                                                      lambda: started.is_leader))]
         try:
             await started.run(stop)
         finally:
-            monitor.cancel()
+            for task in side_tasks:
+                task.cancel()
 
     async def close(_: OutboxRelay | None) -> None:
         await (relay.producer if relay else producer).stop()

@@ -56,6 +56,7 @@ def test_bench_smoke_run_writes_every_section_and_the_table(tmp_path):
     assert projector["ours"]["events"] >= projector["events"]
     assert projector["ours"]["round_trips_per_1000_events"]["on_the_wire"] > 0
     assert sections["queries"]["customer_360"]["ours"]["count"] > 0
+    assert sections["queries"]["customer_360"]["not_modified"]["errors"] == 0  # each a 304
     e2e = sections["e2e"]
     assert e2e["floor"]["count"] > 0
     assert e2e["runs"] and all(run["lag"]["count"] > 0 for run in e2e["runs"])

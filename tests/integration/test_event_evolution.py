@@ -11,7 +11,7 @@ import json
 import sqlalchemy as sa
 
 from command_service.db.tables import events as events_table
-from command_service.db.tables import naive_utc, outbox
+from command_service.db.tables import naive_utc
 from command_service.outbox.backlog import resend_from
 from command_service.outbox.lease import LeaderLease
 from command_service.outbox.relay import OutboxRelay
@@ -162,9 +162,9 @@ async def _parked_count(dead_letters: DeadLetters, aggregate_id: str, count: int
     return len(await dead_letters.list(aggregate_id)) >= count
 
 
-async def test_an_events_table_of_older_versions_rebuilds_and_folds_as_current_events(
-        engine, read_db):
-    """As migration 0003 leaves the table of a deployment that ran the earlier release."""
+async def store_the_earlier_release_s_events(engine) -> None:
+    """The events table as migration 0003 leaves that of a deployment that ran the earlier
+    release: its rows, each given schema version 1 by the column's default."""
     async with engine.begin() as conn:
         for message in map(EventEnvelope.from_json, frozen_messages()):
             await conn.execute(events_table.insert().values(
@@ -174,7 +174,12 @@ async def test_an_events_table_of_older_versions_rebuilds_and_folds_as_current_e
                 occurred_at=naive_utc(message.occurred_at), command_id=message.command_id))
         stored = await conn.execute(sa.select(sa.func.min(events_table.c.schema_version),
                                               sa.func.max(events_table.c.schema_version)))
-        assert stored.one() == (1, 1)  # the column's default, as for rows before 0003
+        assert stored.one() == (1, 1)
+
+
+async def test_an_events_table_of_older_versions_rebuilds_and_folds_as_current_events(
+        engine, read_db):
+    await store_the_earlier_release_s_events(engine)
     expected = current_plan(len(frozen_messages()))
     report = await rebuild(engine, read_db)
     assert report.events == len(frozen_messages())
@@ -206,21 +211,13 @@ async def test_rebuild_and_verify_refuse_in_one_line_an_event_log_a_newer_releas
     assert [name for name in await read_db.list_collection_names() if "__" in name] == []
 
 
-async def test_resend_from_publishes_an_older_release_s_outbox_rows_and_the_views_converge(
+async def test_resend_from_publishes_the_earlier_release_s_events_and_the_views_converge(
         engine, settings, read_db):
-    """A broker that lost data, after an upgrade: the outbox rows the earlier release sent
-    go out again as they were written, and this release's projector reads them."""
-    sent = naive_utc(drive().log[0].occurred_at)
-    async with engine.begin() as conn:
-        for message in map(EventEnvelope.from_json, frozen_messages()):
-            await conn.execute(outbox.insert().values(
-                event_position=message.position, topic=settings.kafka_topic,
-                message_key=message.aggregate_id, payload=frozen_messages()[message.position - 1],
-                # No causation_id: the suite checks this release's messages against the
-                # contract (tests/support/published_events.py), and these are not.
-                headers=json.dumps({"event_type": message.event_type}),
-                created_at=sent, sent_at=sent))
-    assert await resend_from(engine, 1) == len(frozen_messages())
+    """A broker that lost data, after an upgrade and long after retention pruned the earlier
+    release's outbox rows: its events go out again from the events table as they were
+    written, and this release's projector reads them."""
+    await store_the_earlier_release_s_events(engine)
+    assert await resend_from(engine, 1, settings.kafka_topic) == len(frozen_messages())
     await ensure_topic(settings)
     producer = make_producer(settings)
     await producer.start()

@@ -37,8 +37,10 @@ def lines_of(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
 
 
-def files_under(folder: Path) -> list[Path]:
-    return sorted(folder.rglob("*"))
+def files_under(folder: Path) -> list[tuple[Path, int]]:
+    """Every path with its size: a file a command only read must not even be written to."""
+    return sorted((path, path.stat().st_size if path.is_file() else -1)
+                  for path in folder.rglob("*"))
 
 
 def assert_one_line_failure(result: subprocess.CompletedProcess, *expected: str) -> str:

@@ -10,12 +10,13 @@ import os
 import random
 import subprocess
 import time
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from command_service.api.app import create_app as create_command_app
-from command_service.db.tables import customers
+from command_service.db.tables import customers, utc_now
 from command_service.event_log import count_events
 from shared.kafka import ensure_topic
 from tests.stack import admin_headers, http_client, in_loop_server
@@ -143,7 +144,10 @@ async def test_kill_9_of_relay_and_projector_during_a_stream_loses_and_doubles_n
 @pytest.mark.every_pair("a wiped broker is refilled from each store's event log")
 async def test_after_the_broker_loses_its_memory_resend_from_converges_the_views(
         settings, engine, read_db, spare_broker):
-    from command_service.outbox.backlog import resend_from
+    """Also long after retention pruned every sent outbox row: the resend reads the events
+    table."""
+    from command_service.outbox.backlog import outbox_backlog, resend_from
+    from command_service.retention import prune_outbox
     from tests.stack import Stack
 
     broker = spare_broker
@@ -161,15 +165,19 @@ async def test_after_the_broker_loses_its_memory_resend_from_converges_the_views
         for _ in range(5):
             await stack.commands.post(f"/v1/accounts/{account}/deposits",
                                       json={"amount": "1.00"})
-        await asyncio.sleep(1)  # the relay has published and marked them sent
+        deadline = time.monotonic() + 20  # until the relay has published and marked them
+        while (await outbox_backlog(engine))[0]:
+            assert time.monotonic() < deadline, "the relay did not send the deposits"
+            await asyncio.sleep(0.05)
         # Same address, empty memory: no topic, no message, no committed offset.
         await asyncio.to_thread(restart_empty, broker)
+        assert await prune_outbox(engine, utc_now() + timedelta(days=1)) >= 7
 
         # What an operator runs after such a loss: the topic first (Tansu would otherwise
         # acknowledge the resent events into a topic it creates on the fly with its own
         # partitions), then the resend.
         await ensure_topic(local)
-        assert await resend_from(engine, 1) > 0
+        assert await resend_from(engine, 1, local.kafka_topic) > 0
         stack.projector.start()
         await stack.eventually(f"/v1/accounts/{account}",
                                lambda r: r.json().get("version") == 6, timeout_s=60)

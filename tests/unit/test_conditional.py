@@ -98,9 +98,16 @@ def test_cors_origins_are_a_comma_separated_list_of_origins():
 def test_the_openapi_schema_documents_etags_304_and_429_on_every_view():
     schema = create_query_app(Settings(auth_jwt_secret="x" * 40)).openapi()
     views = {path: item["get"] for path, item in schema["paths"].items()
-             if path.startswith("/v1/")}
+             if path.startswith("/v1/") and not path.endswith("/stream")}
     assert len(views) >= 10  # every view and page: none may be left undocumented
     for path, operation in views.items():
         assert {"200", "304", "429"} <= set(operation["responses"]), path
         assert {"ETag", "Cache-Control"} <= set(operation["responses"]["200"]["headers"]), path
         assert "If-None-Match" in {p["name"] for p in operation["parameters"]}, path
+    # A live stream is never the same answer twice: no ETag, no 304; its 429 is documented.
+    streams = {path: item["get"] for path, item in schema["paths"].items()
+               if path.endswith("/stream")}
+    assert len(streams) == 2
+    for path, operation in streams.items():
+        assert "304" not in operation["responses"] and "429" in operation["responses"], path
+        assert "text/event-stream" in operation["responses"]["200"]["content"], path
