@@ -89,12 +89,12 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
             scope = await _scope_of(engine, customer, account)
             if scope is None:
                 return 1
-            what = ("every read model" if scope.everything
-                    else f"customer {scope.customer_ids[0]}'s read models")
+            what = ("every read model matches" if scope.everything
+                    else f"customer {scope.customer_ids[0]}'s read models match")
             views = ViewDatabase(db)
             drift = await find_lasting_drift(engine, views, scope=scope)
             if not drift:
-                console.print(f"[green]no drift[/green]: {what} match the write model")
+                console.print(f"[green]no drift[/green]: {what} the write model")
                 return 0
             _show(drift)
             if not fix:
