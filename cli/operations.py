@@ -1,4 +1,4 @@
-"""Operator commands: rebuild, verify [--repair], dlq list|show|retry|discard."""
+"""Operator commands: rebuild, status, dlq list|show|retry|discard (verify: cli/verify.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from operations.rebuild import RebuildIncomplete
 from operations.rebuild import rebuild as rebuild_views
 from operations.status import as_json as status_json
 from operations.status import collect_status, render
-from operations.verify import find_lasting_drift, repair
 from projector.dead_letters import DeadLetters
 from projector.store import ReadStore
 from shared.config import Settings
@@ -48,8 +47,9 @@ async def _backends(settings: Settings, uses_write_model: bool):
             await engine.dispose()
 
 
-def _run(settings_or_exit: Callable[[], Settings], work: Callable[..., Awaitable[int | None]],
-         uses_write_model: bool = True) -> None:
+def run_operation(settings_or_exit: Callable[[], Settings],
+                  work: Callable[..., Awaitable[int | None]],
+                  uses_write_model: bool = True) -> None:
     settings = settings_or_exit()
 
     async def main() -> int | None:
@@ -68,6 +68,10 @@ def _run(settings_or_exit: Callable[[], Settings], work: Callable[..., Awaitable
 
 
 def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None:
+    from cli.verify import register as register_verify
+
+    register_verify(app, settings_or_exit)
+
     @app.command()
     def rebuild() -> None:
         """Rebuild every read model from the events table into fresh collections, then
@@ -89,32 +93,7 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
                           "`cqrs-accounts verify` compares them with the write model")
             return 0
 
-        _run(settings_or_exit, work)
-
-    @app.command()
-    def verify(fix: Annotated[bool, typer.Option(
-            "--repair", help="re-project the customers whose views differ")] = False) -> None:
-        """Compare the write model with every read model; exit 1 when they differ."""
-
-        async def work(engine, db) -> int:
-            views = ViewDatabase(db)
-            drift = await find_lasting_drift(engine, views)
-            if not drift:
-                console.print("[green]no drift[/green]: every read model matches the write model")
-                return 0
-            table = Table("view", "document", "field", "expected", "actual")
-            for d in drift[:200]:
-                table.add_row(d.view, d.doc_id, d.field, str(d.expected)[:60], str(d.actual)[:60])
-            console.print(table)
-            console.print(f"[red]{len(drift)} difference(s)[/red]")
-            if not fix:
-                return 1
-            repaired = await repair(engine, views, {d.customer_id for d in drift if d.customer_id})
-            remaining = await find_lasting_drift(engine, views)
-            console.print(f"repaired {repaired} customer(s); {len(remaining)} difference(s) left")
-            return 1 if remaining else 0
-
-        _run(settings_or_exit, work)
+        run_operation(settings_or_exit, work)
 
     @app.command()
     def status(as_json: Annotated[bool, typer.Option(
@@ -138,7 +117,7 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
                 raise down
             return 0
 
-        _run(lambda: settings, work)
+        run_operation(lambda: settings, work)
 
     @dlq_app.command("list")
     def dlq_list(aggregate: Annotated[str | None, typer.Option()] = None) -> None:
@@ -154,7 +133,7 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
             console.print(f"{len(entries)} parked event(s)")
             return 0
 
-        _run(settings_or_exit, work, uses_write_model=False)
+        run_operation(settings_or_exit, work, uses_write_model=False)
 
     @dlq_app.command("show")
     def dlq_show(entry_id: str) -> None:
@@ -168,7 +147,7 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
             console.print_json(json.dumps(entry, default=str))
             return 0
 
-        _run(settings_or_exit, work, uses_write_model=False)
+        run_operation(settings_or_exit, work, uses_write_model=False)
 
     @dlq_app.command("retry")
     def dlq_retry(aggregate: Annotated[str | None, typer.Option(
@@ -182,7 +161,7 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
                 console.print(f"[yellow]still parked[/yellow] {aggregate_id}: {reason}")
             return 1 if report.still_parked else 0
 
-        _run(settings_or_exit, work, uses_write_model=False)
+        run_operation(settings_or_exit, work, uses_write_model=False)
 
     @dlq_app.command("discard")
     def dlq_discard(entry_ids: Annotated[list[str] | None, typer.Argument()] = None,
@@ -199,6 +178,6 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
                           "to bring their views back in line with the write model")
             return 0
 
-        _run(settings_or_exit, work, uses_write_model=False)
+        run_operation(settings_or_exit, work, uses_write_model=False)
 
     app.add_typer(dlq_app, name="dlq")

@@ -17,6 +17,16 @@ class Drift:
     customer_id: str | None  # what `--repair` re-projects
 
 
+    @property
+    def aggregate_id(self) -> str | None:
+        """The aggregate whose documents differ: an entry's own, a day's customer's."""
+        if self.view == "history":
+            return self.doc_id.rsplit("|", 1)[0]
+        if self.view == "daily_stats":
+            return self.customer_id
+        return self.doc_id  # accounts, customers, and transactions by account
+
+
 def same_moment(stored: datetime | None, folded: datetime | None) -> bool:
     """The read store keeps milliseconds (BSON dates); the event log, microseconds."""
     if stored is None or folded is None:

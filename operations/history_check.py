@@ -6,7 +6,8 @@ event), against one scan of the stored history. Looking entries up per batch of 
 read the log a second time and sent a `$in` of 2,000 ids per batch, which SecantusDB answers in
 seconds (6.8 s measured, against 0.13 s to scan 5,000 entries): under load that passed the
 read store's 10 s socket timeout. Memory is one stored entry per event, like the scan; checking
-only what changed is `verify --watch`'s job (issue 16).
+only what changed is `verify --watch`'s job: it checks a few customers' scopes, each with
+its own stored entries (operations/scope.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from operations.drift import Drift, same_moment
 from projector.projections import Doc, history_doc
 from shared.envelope import EventEnvelope
-from shared.readmodel import HISTORY, ViewDatabase
+from shared.readmodel import HISTORY
 
 COMPARED = ("aggregate_id", "version", "type", "command_id", "event_id", "details")
 
@@ -24,10 +25,6 @@ class HistoryCheck:
         self._stored = stored  # entry id -> entry; what no event claims is left at the end
         self._owners: dict[str, str] = {}  # aggregate id -> the customer `--repair` redoes
         self._drift: list[Drift] = []
-
-    @classmethod
-    async def load(cls, views: ViewDatabase) -> HistoryCheck:
-        return cls({doc["_id"]: doc async for doc in views[HISTORY].find({})})
 
     def check(self, event: EventEnvelope, owner: str) -> None:
         self._owners[event.aggregate_id] = owner

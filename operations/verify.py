@@ -3,11 +3,9 @@
 What the views should hold is computed twice and both are checked: from the write model's
 state tables (balances, statuses, versions, names) and by folding the event log through the
 same pure projections the projector uses (transaction counts, customer totals, daily
-statistics, every history entry). Repair works per customer: the customer's own view, its
-accounts' views, their transactions and histories and the customer's daily statistics are
-projected afresh from the event log and
-replace what is stored, each document guarded by the revision it was read at, so a live
-projector writing at the same moment is never overwritten.
+statistics, every history entry). A check covers a scope (operations/scope.py): everything,
+folding the whole log, or a few customers, folding only their events. Repair is
+operations/repair.py.
 """
 
 from __future__ import annotations
@@ -17,14 +15,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pymongo import DeleteMany, ReplaceOne
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from command_service.event_log import read_events
-from command_service.state_reads import account_ids_of, account_states, customer_states
+from command_service.event_log import events_of, read_events
 from operations.drift import Drift, same_moment
 from operations.history_check import HistoryCheck
-from projector.planner import plan_batch
+from operations.scope import EVERYTHING, Scope, ScopeRows, find_all
 from projector.projections import (
     ACCOUNT_EVENTS,
     Doc,
@@ -34,7 +30,6 @@ from projector.projections import (
     daily_stats_id,
     transaction_kind,
 )
-from projector.store import ReadStore, WriteConflictError, conflict_pause_s
 from shared.envelope import EventEnvelope
 from shared.readmodel import (
     ACCOUNTS,
@@ -60,13 +55,23 @@ class Expected:
     transaction_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
+async def _batches(engine: AsyncEngine, aggregate_ids: list[str] | None):
+    if aggregate_ids is None:
+        async for batch in read_events(engine):
+            yield batch
+    else:
+        yield await events_of(engine, aggregate_ids)
+
+
 async def fold_event_log(
         engine: AsyncEngine,
-        each: Callable[[EventEnvelope, str], None] | None = None) -> Expected:
-    """What the views should hold; `each(event, customer id)` sees every event on the way, so
-    a check of a per-event view needs no second pass over the log."""
+        each: Callable[[EventEnvelope, str], None] | None = None,
+        aggregate_ids: list[str] | None = None) -> Expected:
+    """What the views should hold (only those of `aggregate_ids`' events, when given);
+    `each(event, customer id)` sees every event on the way, so a check of a per-event view
+    needs no second pass over the log."""
     expected = Expected()
-    async for batch in read_events(engine):
+    async for batch in _batches(engine, aggregate_ids):
         for event in batch:
             if event.event_type in ACCOUNT_EVENTS:
                 expected.accounts[event.aggregate_id] = apply_to_account(
@@ -86,15 +91,24 @@ async def fold_event_log(
     return expected
 
 
-async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
-    await views.refresh()
-    history = await HistoryCheck.load(views)
-    expected = await fold_event_log(engine, history.check)
-    drift: list[Drift] = []
-    account_rows = await account_states(engine)
-    customer_rows = await customer_states(engine)
+async def find_drift(engine: AsyncEngine, views: ViewDatabase,
+                     scope: Scope = EVERYTHING) -> list[Drift]:
+    return (await check_scope(engine, views, scope))[0]
 
-    actual_accounts = {d["_id"]: d async for d in views[ACCOUNTS].find({})}
+
+async def check_scope(engine: AsyncEngine, views: ViewDatabase,
+                      scope: Scope) -> tuple[list[Drift], ScopeRows]:
+    """The differences, and the state rows they were found against (which aggregates the
+    check covered)."""
+    await views.refresh()
+    rows = await ScopeRows.load(engine, scope)
+    history = HistoryCheck(await find_all(views[HISTORY], rows.filters(HISTORY)))
+    expected = await fold_event_log(engine, history.check,
+                                     None if scope.everything else rows.aggregate_ids)
+    drift: list[Drift] = []
+    account_rows, customer_rows = rows.accounts, rows.customers
+
+    actual_accounts = await find_all(views[ACCOUNTS], rows.filters(ACCOUNTS))
     for account_id, row in account_rows.items():
         want = expected.accounts.get(account_id, {})
         have = actual_accounts.pop(account_id, None) or {}
@@ -116,7 +130,7 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
     drift += [Drift(ACCOUNTS, doc_id, "_id", None, doc_id, doc.get("customer_id"))
               for doc_id, doc in actual_accounts.items()]
 
-    actual_customers = {d["_id"]: d async for d in views[CUSTOMERS].find({})}
+    actual_customers = await find_all(views[CUSTOMERS], rows.filters(CUSTOMERS))
     for customer_id, row in customer_rows.items():
         want = expected.customers.get(customer_id, {})
         have = actual_customers.pop(customer_id, None) or {}
@@ -129,15 +143,17 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
     drift += [Drift(CUSTOMERS, doc_id, "_id", None, doc_id, doc_id)
               for doc_id in actual_customers]
 
-    counts = {d["_id"]: d["count"] async for d in await views[TRANSACTIONS].aggregate(
-        [{"$group": {"_id": "$account_id", "count": {"$sum": 1}}}])}
+    counts = {d["_id"]: d["count"] for owned in rows.filters(TRANSACTIONS)
+              async for d in await views[TRANSACTIONS].aggregate(
+                  ([{"$match": owned}] if owned else [])
+                  + [{"$group": {"_id": "$account_id", "count": {"$sum": 1}}}])}
     for account_id in set(counts) | set(expected.transaction_counts):
         want, have = expected.transaction_counts.get(account_id, 0), counts.get(account_id, 0)
         if want != have:
             owner = account_rows[account_id].customer_id if account_id in account_rows else None
             drift.append(Drift(TRANSACTIONS, account_id, "count", want, have, owner))
 
-    actual_stats = {d["_id"]: d async for d in views[DAILY_STATS].find({})}
+    actual_stats = await find_all(views[DAILY_STATS], rows.filters(DAILY_STATS))
     for stats_id, want in expected.daily_stats.items():
         have = actual_stats.pop(stats_id, None) or {}
         for name in STATS_COMPARED:
@@ -146,79 +162,25 @@ async def find_drift(engine: AsyncEngine, views: ViewDatabase) -> list[Drift]:
                                    want["customer_id"]))
     drift += [Drift(DAILY_STATS, doc_id, "_id", None, doc_id, doc.get("customer_id"))
               for doc_id, doc in actual_stats.items()]
-    return drift + history.drift()
+    return drift + history.drift(), rows
 
 
 async def find_lasting_drift(engine: AsyncEngine, views: ViewDatabase,
-                             settle_s: float = 2.0) -> list[Drift]:
+                             settle_s: float = 2.0, scope: Scope = EVERYTHING) -> list[Drift]:
     """Drift that is not just lag: under live load a view trails the write model for a moment,
-    so a difference counts only if it is still there, unchanged, `settle_s` later."""
-    first = await find_drift(engine, views)
+    so a difference counts only if it is still there, unchanged, `settle_s` later (the second
+    look covers only the customers the first one found drifting)."""
+    first = await find_drift(engine, views, scope)
     if not first or settle_s <= 0:
         return first
     await asyncio.sleep(settle_s)
     seen = {(d.view, d.doc_id, d.field): repr(d.actual) for d in first}
-    return [d for d in await find_drift(engine, views)
+    owners = {d.customer_id for d in first}
+    again = scope if scope.everything or None in owners else Scope.of(owners)
+    return [d for d in await find_drift(engine, views, again)
             if seen.get((d.view, d.doc_id, d.field)) == repr(d.actual)]
 
 
 def _entries(doc: Doc) -> list[tuple]:
     return sorted((e["account_id"], e["version"], e["balance_minor"], e["status"],
                    e["transaction_count"]) for e in doc.get("accounts", []))
-
-
-async def repair(engine: AsyncEngine, views: ViewDatabase, customer_ids: set[str]) -> int:
-    """Re-project each customer and its accounts from the event log; returns how many."""
-    repaired = 0
-    for customer_id in sorted(customer_ids):
-        for attempt in range(20):
-            try:
-                await _repair_customer(engine, views, customer_id)
-                break
-            except WriteConflictError:  # the live projector wrote meanwhile: read again
-                await asyncio.sleep(conflict_pause_s(attempt))
-        else:
-            raise RuntimeError(f"customer {customer_id} kept changing during the repair")
-        repaired += 1
-    return repaired
-
-
-async def _repair_customer(engine: AsyncEngine, views: ViewDatabase, customer_id: str) -> None:
-    await views.refresh()
-    account_ids = await account_ids_of(engine, customer_id)
-    # Read the stored revisions before the log, so the log holds at least what they show.
-    before = {
-        CUSTOMERS: {d["_id"]: d async for d in views[CUSTOMERS].find({"_id": customer_id})},
-        ACCOUNTS: {d["_id"]: d async for d in views[ACCOUNTS].find({"_id": {"$in": account_ids}})},
-        DAILY_STATS: {d["_id"]: d async for d in views[DAILY_STATS].find(
-            {"customer_id": customer_id})},
-    }
-    events = [e async for batch in read_events(engine, aggregate_ids=[customer_id, *account_ids])
-              for e in batch]
-    fresh = plan_batch(events, {}, {}, {})  # from nothing: the whole history is in order
-    await _replace(views, DAILY_STATS, fresh.daily_stats, before[DAILY_STATS])
-    await _replace_entries(views, TRANSACTIONS, {"account_id": {"$in": account_ids}},
-                           fresh.transactions)
-    await _replace_entries(views, HISTORY, {"aggregate_id": {"$in": [customer_id, *account_ids]}},
-                           fresh.history)
-    await _replace(views, CUSTOMERS, fresh.customers, before[CUSTOMERS])
-    await _replace(views, ACCOUNTS, fresh.accounts, before[ACCOUNTS])
-
-
-async def _replace_entries(views: ViewDatabase, view: str, owned: dict,
-                           docs: list[Doc]) -> None:
-    """Entries are written once and never change (see ReadStore._upsert): what `owned`
-    selects becomes exactly `docs`, in one ordered bulk write."""
-    await views[view].bulk_write(
-        [DeleteMany({**owned, "_id": {"$nin": [d["_id"] for d in docs]}})]
-        + [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs],
-        ordered=True)
-
-
-async def _replace(views: ViewDatabase, view: str, docs: dict[str, Doc],
-                   before: dict[str, Doc]) -> None:
-    stale = [doc_id for doc_id in before if doc_id not in docs]
-    if stale:
-        await views[view].delete_many({"_id": {"$in": stale}})
-    if docs:
-        await ReadStore(views).replace_guarded(view, docs, before)

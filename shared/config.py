@@ -94,6 +94,15 @@ class Settings(BaseSettings):
         120.0, gt=0, le=86_400,
         description="a missing version overdue this long is dead-lettered with what follows it")
 
+    # verify --watch (operations/watch.py)
+    verify_interval_s: float = Field(
+        30.0, gt=0, le=86_400,
+        description="pause between two passes of `verify --watch` over what changed")
+    verify_settle_s: float = Field(
+        2.0, ge=0, le=600,
+        description="`verify --watch` counts a difference only if it is still there, "
+                    "unchanged, this long later")
+
     # Query service
     consistency_wait_default_ms: int = Field(
         2000, ge=0, le=10_000,

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-from operations.verify import find_drift, repair
+from operations.repair import repair
+from operations.verify import find_drift
 from shared.auth import READ
 from shared.readmodel import ACCOUNTS, CUSTOMERS, ViewDatabase, every_account_index
 from tests.integration.test_auth import token

@@ -32,10 +32,12 @@ APP_SERVICES = {
     "query-api": "query-api",
     "relay": "relay",
     "projector": "projector",
+    "verify": "verify",
 }
 BUILT_SERVICES = {"migrate", *APP_SERVICES}
 BACKEND_SERVICES = {"mysql", "kafka", "mongo"}
-HTTP_PORTS = {"command-api": 8000, "query-api": 8001, "relay": 9100, "projector": 9101}
+HTTP_PORTS = {"command-api": 8000, "query-api": 8001, "relay": 9100, "projector": 9101,
+              "verify": 9102}
 
 # Variables the deployment sets ahead of the setting that reads them (pydantic-settings ignores
 # unknown `CQRS_*` names, so they are harmless until then). Keep this list short and explained.
@@ -147,6 +149,7 @@ def test_app_services_wait_for_their_dependencies_to_be_healthy():
         "relay": {"migrate": "service_completed_successfully", "kafka": "service_healthy"},
         "projector": {"kafka": "service_healthy", "mongo": "service_healthy"},
         "query-api": {"mongo": "service_healthy"},
+        "verify": {"migrate": "service_completed_successfully", "mongo": "service_healthy"},
     }
     for name, needs in expected.items():
         deps = depends_on(svc[name])

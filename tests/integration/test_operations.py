@@ -10,7 +10,8 @@ import uuid
 import pytest
 
 from operations.rebuild import rebuild
-from operations.verify import find_drift, repair
+from operations.repair import repair
+from operations.verify import find_drift
 from projector.dead_letters import DeadLetters
 from projector.store import ReadStore
 from shared.readmodel import (

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from operations.verify import find_drift, repair
+from operations.repair import repair
+from operations.verify import find_drift
 from shared.readmodel import ACCOUNTS, ViewDatabase
 from tests.integration.test_query_api_contract import Checks, parse_utc, post
 from tests.stack import Stack

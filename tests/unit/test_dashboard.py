@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ["command_service", "query_service", "projector", "shared"]
+SOURCES = ["command_service", "query_service", "projector", "shared", "operations"]
 
 
 def defined_metrics() -> set[str]:
