@@ -33,7 +33,7 @@ from tests.support.backends import (
 )
 from tests.support.published_events import published_message_errors
 
-pytest_plugins = ["tests.support.report", "tests.support.pairs"]
+pytest_plugins = ["tests.support.report", "tests.support.pairs", "tests.support.order"]
 
 @pytest.fixture(scope="session", params=BROKER_KINDS)
 def broker(request, tmp_path_factory):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,6 +34,7 @@ def test_the_session_passes_and_names_its_backends_when_nothing_is_required():
     assert "backends: no test ran on a server" in result.stdout
 
 
+@pytest.mark.slow
 def test_with_two_workers_the_controller_alone_counts_reports_and_judges_the_backends():
     """Under pytest-xdist (`make test`) each worker sees only its share: the backends a
     worker's tests ran on come to the controller on the test reports, and it alone prints the

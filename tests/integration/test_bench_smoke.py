@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from bench.workload import fill_write_model
@@ -27,6 +28,7 @@ SECTIONS = {"commands", "relay", "peer", "projector", "queries", "e2e", "streams
             "profiles"}
 
 
+@pytest.mark.slow
 def test_bench_smoke_run_writes_every_section_and_the_table(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CQRS_BENCH_MYSQL_URL"}
     done = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],

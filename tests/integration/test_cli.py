@@ -112,6 +112,7 @@ def eventually_get(url: str, check, timeout_s: float = 10.0,
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_dev_runs_the_whole_stack_stops_cleanly_and_keeps_its_data(tmp_path):
     command_port, query_port = free_port(), free_port()
     commands, queries = f"http://127.0.0.1:{command_port}", f"http://127.0.0.1:{query_port}"
@@ -180,6 +181,7 @@ def operator(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           env=env, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_operator_commands_find_the_running_dev_stack_with_no_environment(tmp_path):
     command_port, query_port = free_port(), free_port()
     dev = subprocess.Popen(

@@ -175,6 +175,7 @@ def summary(text: str) -> str:
 
 # The HTTP layer is the same whichever broker carries the events: fuzz on one of them.
 @pytest.mark.parametrize("broker", BROKER_KINDS[:1], indirect=True)
+@pytest.mark.slow
 async def test_schemathesis_finds_nothing_wrong_with_either_service(fuzz_settings, tmp_path):
     token = mint_token(fuzz_settings, subject="fuzzer", scopes=[ADMIN], ttl_s=3600)
     async with Stack(fuzz_settings) as stack:

@@ -41,6 +41,7 @@ async def test_every_process_starts_alone_and_exits_0_on_sigterm(settings, tmp_p
         p.tail() for p in processes]
 
 
+@pytest.mark.slow
 async def test_kill_9_of_relay_and_projector_during_a_stream_loses_and_doubles_nothing(
         settings, engine, read_db, tmp_path):
     rng = random.Random(1123)
@@ -142,6 +143,7 @@ async def test_kill_9_of_relay_and_projector_during_a_stream_loses_and_doubles_n
 
 
 @pytest.mark.every_pair("a wiped broker is refilled from each store's event log")
+@pytest.mark.slow
 async def test_after_the_broker_loses_its_memory_resend_from_converges_the_views(
         settings, engine, read_db, spare_broker):
     """Also long after retention pruned every sent outbox row: the resend reads the events
@@ -184,6 +186,7 @@ async def test_after_the_broker_loses_its_memory_resend_from_converges_the_views
         assert await drift_once_converged(engine, read_db, timeout_s=30) == []
 
 
+@pytest.mark.slow
 async def test_operator_commands_work_from_the_console_script(settings, read_db):
     from shared.readmodel import ACCOUNTS
     from tests.stack import Stack

@@ -202,6 +202,7 @@ async def test_a_crash_after_the_writes_but_before_the_commit_reapplies_nothing(
     assert any(offset for offset in committed)
 
 
+@pytest.mark.slow
 async def test_a_read_store_outage_pauses_the_projector_without_committing_or_skipping(
         engine, settings, tmp_path):
     store_server = new_read_store(tmp_path / "outage")

@@ -85,6 +85,7 @@ async def test_consumer_lag_is_exactly_published_minus_consumed_per_partition(
 
 
 @pytest.mark.every_pair("a broker killed mid-stream, with each store's relay")
+@pytest.mark.slow
 async def test_a_broker_killed_with_9_mid_stream_loses_nothing_it_acknowledged(
         settings, engine, read_db, spare_broker, real_kafka):
     """The relay marks a row sent only after acks=all; the broker's log survives a kill -9, so
@@ -200,6 +201,7 @@ def _versions_by_key(messages) -> dict[str, list[int]]:
 
 
 @pytest.mark.every_pair("consumer-group rebalances and offsets")
+@pytest.mark.slow
 async def test_three_projectors_joining_and_leaving_under_load_double_and_skip_nothing(
         settings, engine, read_db, real_kafka, tmp_path):
     """Real processes: a projector killed with -9 stops heartbeating, as in production, and its

@@ -143,6 +143,7 @@ async def test_relay_picks_up_a_transaction_that_commits_after_a_later_one_on_my
 
 
 @pytest.mark.every_pair("each broker's client fails a send its own way; each store keeps the rows")
+@pytest.mark.slow
 async def test_rows_stay_unsent_while_the_broker_is_down_and_go_out_when_it_returns(
         engine, settings, spare_broker):
     broker = spare_broker

@@ -9,6 +9,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from operations.repair import repair
 from operations.scope import Scope
 from operations.verify import find_drift
@@ -57,6 +59,7 @@ async def test_a_scoped_check_finds_drift_in_its_customer_only_and_repairs_it(
         assert await find_drift(engine, views, Scope.of([a])) == []
 
 
+@pytest.mark.slow
 async def test_verify_customer_and_account_exit_as_verify_and_repair_one_customer(
         settings, engine, read_db):
     async with Stack(settings) as stack:

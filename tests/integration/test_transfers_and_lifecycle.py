@@ -7,6 +7,7 @@ import random
 import uuid
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 
 from command_service.db.tables import accounts
@@ -26,6 +27,7 @@ async def _account(stack: Stack, customer_id: str, deposit: str | None, currency
     return (await stack.commands.post("/v1/accounts", json=body)).json()["account_id"]
 
 
+@pytest.mark.slow
 async def test_money_is_conserved_across_a_thousand_random_transfers(settings, engine, read_db):
     rng = random.Random(20261123)
     async with Stack(settings) as stack:
