@@ -61,8 +61,10 @@ def customer_behind(customer_id: str, consistency: Consistency):
     return behind
 
 
-async def _registered_customer(db: Db, customer_id: UUID, consistency: Consistency,
-                               reader: Principal) -> dict:
+async def visible_customer(db: Db, customer_id: UUID, consistency: Consistency,
+                           reader: Principal) -> dict:
+    """The customer view the reader may see, once it holds what the consistency token names
+    (its GET and its event stream read it so)."""
     key = str(customer_id)
     access.ensure_may_see_customer(reader, key)
     doc = await read_consistent(lambda: db[CUSTOMERS].find_one({"_id": key}),
@@ -116,7 +118,7 @@ async def search_customers(
             summary="Customer 360: profile, every account, totals per currency")
 async def customer_360(customer_id: UUID, db: Db, consistency: ConsistencyDep,
                        reader: Reader, conditional: ConditionalDep) -> Response:
-    doc = await _registered_customer(db, customer_id, consistency, reader)
+    doc = await visible_customer(db, customer_id, consistency, reader)
     return conditional.answer(views.customer_360(doc), etags.customer_360_etag(doc))
 
 
@@ -132,7 +134,7 @@ async def customer_accounts(
     currency: CurrencyFilter = None,
     type: TypeFilter = None,
 ) -> Response:
-    doc = await _registered_customer(db, customer_id, consistency, reader)
+    doc = await visible_customer(db, customer_id, consistency, reader)
     wanted = {"status": status, "currency": currency, "type": type}
     entries = [entry for entry in doc["accounts"]
                if all(value is None or entry[name] == value for name, value in wanted.items())]
@@ -158,7 +160,7 @@ async def customer_transactions(
 ) -> Response:
     # Transactions are written before the customer view, so once the customer view holds the
     # token's versions, so do they.
-    await _registered_customer(db, customer_id, consistency, reader)
+    await visible_customer(db, customer_id, consistency, reader)
     match: dict = {"customer_id": str(customer_id), **time_window(from_, to)}
     if kind is not None:
         match["kind"] = kind
@@ -204,7 +206,7 @@ async def customer_stats(
 ) -> Response:
     # Statistics are written before the customer view, so a customer view that holds the
     # token's versions means the statistics hold them too.
-    await _registered_customer(db, customer_id, consistency, reader)
+    await visible_customer(db, customer_id, consistency, reader)
     match: dict = {"customer_id": str(customer_id)}
     window = {}
     if from_ is not None:

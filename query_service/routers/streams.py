@@ -12,8 +12,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, FastAPI, Header, Request
 
-from query_service import access
-from query_service.consistency import read_consistent
 from query_service.deps import ConsistencyDep, Db, Reader
 from query_service.event_stream import (
     MEDIA_TYPE,
@@ -23,10 +21,9 @@ from query_service.event_stream import (
 )
 from query_service.live import ACCOUNT, CUSTOMER, ViewKind, ViewWatcher, event_data
 from query_service.routers.accounts import visible_account
-from query_service.routers.customers import customer_behind, registered
+from query_service.routers.customers import visible_customer
 from shared.config import Settings
 from shared.http import ERROR_RESPONSES
-from shared.readmodel import CUSTOMERS
 
 router = APIRouter(tags=["live updates"])
 
@@ -94,13 +91,9 @@ async def account_stream(request: Request, account_id: UUID, db: Db,
 async def customer_stream(request: Request, customer_id: UUID, db: Db,
                           consistency: ConsistencyDep, reader: Reader,
                           last_event_id: LastEventId = None) -> EventStreamResponse:
-    key = str(customer_id)
-    access.ensure_may_see_customer(reader, key)
     release = request.app.state.stream_slots.acquire(reader)
     try:
-        doc = registered(await read_consistent(lambda: db[CUSTOMERS].find_one({"_id": key}),
-                                               customer_behind(key, consistency),
-                                               consistency), key)
+        doc = await visible_customer(db, customer_id, consistency, reader)
     except BaseException:
         release()
         raise

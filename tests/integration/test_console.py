@@ -9,8 +9,10 @@ import shutil
 
 import pytest
 
+from query_service.app import create_app as create_query_app
 from shared.auth import READ, mint_token
-from tests.stack import Stack
+from tests.stack import Stack, http_client, in_loop_server
+from tests.support.contract import open_account, register
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright_api = pytest.importorskip(
@@ -24,11 +26,8 @@ LIVE_WAIT_MS = 20_000  # the commit, the relay, the projector and the stream, on
 
 async def test_the_console_shows_a_deposit_live_without_a_reload(settings):
     async with Stack(settings) as stack:
-        customer = (await stack.commands.post("/v1/customers", json={
-            "name": "Ada Console", "email": "ada.console@example.com"})).json()["customer_id"]
-        account = (await stack.commands.post("/v1/accounts", json={
-            "customer_id": customer, "type": "checking", "currency": "EUR",
-            "initial_deposit": "100.00"})).json()["account_id"]
+        customer = await register(stack, "Ada Console")
+        account = await open_account(stack, customer, "EUR", initial_deposit="100.00")
         await stack.eventually(f"/v1/customers/{customer}",
                                lambda r: r.status_code == 200 and r.json()["accounts"])
         origin = str(stack.queries.base_url).rstrip("/")
@@ -78,8 +77,10 @@ async def test_the_console_shows_a_deposit_live_without_a_reload(settings):
 
 
 async def test_the_console_is_one_self_contained_page(settings):
-    async with Stack(settings) as stack:
-        response = await stack.queries.get("/console", headers={"Authorization": ""})
+    server = in_loop_server(create_query_app(settings))  # the page alone: no pipeline behind
+    async with http_client(await server.start()) as client:
+        response = await client.get("/console")  # no token: the page holds no data
+    await server.stop()
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     policy = response.headers["content-security-policy"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.backends import backend_params
+
 MARKER = "slow"
 
 
@@ -20,15 +22,16 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", f"{MARKER}: the test runs for tens of seconds; it is started early")
 
 
-def broker_of(item: pytest.Item) -> str | None:
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get("broker") if callspec else None
+def slow_first(items: list) -> None:
+    """Sorts `items` in place: the tests without a broker, then each broker's in the order
+    its first test came, each group's slow tests first, the rest in their own order."""
+    groups: dict[str | None, int] = {None: 0}
+    for item in items:
+        groups.setdefault(backend_params(item).get("broker"), len(groups))
+    items.sort(key=lambda item: (groups[backend_params(item).get("broker")],
+                                 item.get_closest_marker(MARKER) is None))
 
 
 @pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by their session fixtures
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    groups: dict[str | None, int] = {None: 0}
-    for item in items:
-        groups.setdefault(broker_of(item), len(groups))
-    items.sort(key=lambda item: (groups[broker_of(item)],
-                                 item.get_closest_marker(MARKER) is None))
+    slow_first(items)

@@ -1,10 +1,14 @@
 """The suite's pairing of brokers with write stores (tests/support/pairs.py): every backend is
-in a default pair, and CQRS_TEST_PAIRS is read strictly."""
+in a default pair, and CQRS_TEST_PAIRS is read strictly; and its order (tests/support/order.py):
+slow tests first, without breaking the grouping by broker."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from tests.support.order import slow_first
 from tests.support.pairs import chosen_pairs, default_pairs
 
 
@@ -32,3 +36,16 @@ def test_all_asks_for_the_whole_cross_and_a_list_for_exactly_its_pairs():
 def test_a_pair_it_does_not_know_is_a_usage_error_naming_it(setting):
     with pytest.raises(pytest.UsageError, match="CQRS_TEST_PAIRS"):
         chosen_pairs(setting)
+
+
+def _item(name: str, broker: str | None = None, slow: bool = False):
+    params = {"broker": broker} if broker else {}
+    return SimpleNamespace(name=name, callspec=SimpleNamespace(params=params),
+                           get_closest_marker=lambda marker: slow and marker == "slow" or None)
+
+
+def test_slow_tests_start_first_and_each_broker_s_tests_stay_together():
+    items = [_item("t1", "tansu"), _item("n1"), _item("t2", "tansu", slow=True),
+             _item("k1", "kafka"), _item("n2", slow=True), _item("k2", "kafka", slow=True)]
+    slow_first(items)
+    assert [item.name for item in items] == ["n2", "n1", "t2", "t1", "k2", "k1"]
