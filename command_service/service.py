@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import (
     AsyncRetrying,
@@ -27,7 +28,13 @@ from tenacity import (
 from command_service.access import check_command, check_in_transaction
 from command_service.command_log import acting_customer, named_ids, payload
 from command_service.db.engine import read_only
-from command_service.db.errors import is_transient_conflict, is_unavailable, unique_violation
+from command_service.db.errors import (
+    ConnectionLostError,
+    is_connection_lost,
+    is_transient_conflict,
+    is_unavailable,
+    unique_violation,
+)
 from command_service.db.repository import SqlAggregates
 from command_service.db.tables import commands, customers
 from command_service.domain.commands import Command
@@ -59,6 +66,22 @@ class CommandResult:
 # Turns a result or a refusal into the exact HTTP response; called inside the transaction so
 # that an idempotent command stores the very bytes its first caller receives.
 Render = Callable[[CommandResult | Refusal], StoredResponse]
+
+
+def _first_loss() -> Callable[[BaseException], bool]:
+    """Retry a command whose connection was lost before COMMIT once: the pool keeps no
+    pre-ping, so a dead pooled connection is found this way (db/engine.py). A second loss in
+    a row means the server is gone, and the command is answered 503."""
+    losses = 0
+
+    def retry(exc: BaseException) -> bool:
+        nonlocal losses
+        if not isinstance(exc, ConnectionLostError):
+            return False
+        losses += 1
+        return losses == 1
+
+    return retry
 
 
 def _with_owners(versions: dict[str, int], owners: dict[str, str]) -> dict[str, int]:
@@ -104,7 +127,8 @@ class CommandService:
         try:
             check_command(principal, command)
             async for attempt in AsyncRetrying(
-                retry=retry_if_exception(is_transient_conflict),
+                retry=retry_if_exception(is_transient_conflict)
+                | retry_if_exception(_first_loss()),
                 # Bounded in tries and in time: a request never queues for minutes.
                 stop=stop_after_attempt(self._max_attempts) | stop_after_delay(10),
                 wait=wait_random_exponential(multiplier=0.002, max=0.25),
@@ -112,17 +136,25 @@ class CommandService:
             ):
                 with attempt:
                     async with SqlUnitOfWork(self._engine, self._topic) as uow:
-                        await check_in_transaction(uow, principal, command)
-                        outcome = await handler(uow, command, created_at)
-                        owners = uow.owners()
-                        result = CommandResult(command_id,
-                                               {**outcome.body, "command_id": command_id},
-                                               _with_owners(outcome.versions, owners))
-                        response = render(result) if render else None
-                        await uow.commit(replace(
-                            record, idempotency=idempotency, response=response,
-                            customer_id=await acting_customer(uow.aggregates, command, owners),
-                            aggregate_ids=uow.changed_ids()))
+                        try:
+                            await check_in_transaction(uow, principal, command)
+                            outcome = await handler(uow, command, created_at)
+                            owners = uow.owners()
+                            result = CommandResult(command_id,
+                                                   {**outcome.body, "command_id": command_id},
+                                                   _with_owners(outcome.versions, owners))
+                            response = render(result) if render else None
+                            await uow.commit(replace(
+                                record, idempotency=idempotency, response=response,
+                                customer_id=await acting_customer(uow.aggregates, command,
+                                                                  owners),
+                                aggregate_ids=uow.changed_ids()))
+                        except DBAPIError as exc:
+                            # Before COMMIT the server rolled back what it lost; after it,
+                            # the outcome is unknown and the error stands (503).
+                            if is_connection_lost(exc) and not uow.commit_sent:
+                                raise ConnectionLostError() from exc
+                            raise
         except Refusal as refusal:
             COMMANDS.labels(command_type, "refused").inc()
             await self._record_failure(

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from command_service.db.engine import write_lock
+from command_service.db.engine import mark_clean, write_lock
 from command_service.db.errors import ConcurrentUpdateError, unique_violation
-from command_service.db.repository import SqlAggregates
+from command_service.db.repository import SqlAggregates, StateWrite
 from command_service.db.tables import commands, events, naive_utc, outbox
+from command_service.db.write_batch import POSITION_PLACEHOLDER, MysqlWriteBatch
 from command_service.domain.errors import AlreadyExistsError, EmailTakenError
 from command_service.domain.model import Account, Customer
 from command_service.idempotency import IdempotencyKey, IdempotencyRaceError, StoredResponse
@@ -67,6 +68,9 @@ class SqlUnitOfWork(UnitOfWork):
         self._conn: AsyncConnection | None = None
         self._aggregates: SqlAggregates | None = None
         self._lock = None
+        # Whether COMMIT was sent: a connection lost after it leaves the outcome unknown, so the
+        # command must not be run again (command_service/service.py).
+        self.commit_sent = False
 
     async def __aenter__(self) -> SqlUnitOfWork:
         lock = write_lock(self._engine)
@@ -118,46 +122,66 @@ class SqlUnitOfWork(UnitOfWork):
         return tuple(a.customer_id if isinstance(a, Customer) else a.account_id
                      for a in self.aggregates.changed())
 
-    async def commit(self, record: CommandRecord) -> list[EventEnvelope]:
-        """Write state, command, events and outbox rows, then commit. Returns the envelopes."""
+    async def commit(self, record: CommandRecord) -> None:
+        """Write state, command, events and outbox rows, then commit."""
         now = naive_utc(record.created_at)
         changed = self.aggregates.changed()
-        envelopes: list[EventEnvelope] = []
+        envelopes = [envelope_of(e, record.command_id)
+                     for aggregate in changed for e in aggregate.pending_events]
+        writes = [self.aggregates.state_write(aggregate, now) for aggregate in changed]
         try:
-            for aggregate in changed:
-                await self.aggregates.save(aggregate, now)
-                envelopes.extend(envelope_of(e, record.command_id)
-                                 for e in aggregate.pending_events)
-            await self.connection.execute(_INSERT_COMMAND, record.row("completed"))
-            envelopes = await self._append_events(envelopes)
+            if self._conn.dialect.name == "sqlite":
+                await self._write_one_by_one(writes, record, envelopes)
+            else:
+                await self._write_batch(writes, record, envelopes)
         except DBAPIError as exc:
             race = _race_lost_to(unique_violation(exc))
             if race is None:
                 raise
             raise race from exc
+        self.commit_sent = True  # from here a lost connection leaves the outcome unknown
         await self.connection.commit()
+        await mark_clean(self.connection)
         for aggregate in changed:
             aggregate.pending_events.clear()
-        return envelopes
 
-    async def _append_events(self, envelopes: list[EventEnvelope]) -> list[EventEnvelope]:
-        """Insert event rows (which assigns their global positions), then the outbox rows that
+    async def _write_batch(self, writes: list[StateWrite], record: CommandRecord,
+                           envelopes: list[EventEnvelope]) -> None:
+        """MySQL/MariaDB: every write in one round trip (db/write_batch.py)."""
+        batch = MysqlWriteBatch()
+        for write in writes:
+            batch.save(write)
+        batch.insert_command(record.row("completed"))
+        created_at = naive_utc(datetime.now(UTC))
+        for envelope in envelopes:
+            batch.insert_event(_event_row(envelope), outbox_row(
+                replace(envelope, position=POSITION_PLACEHOLDER), self._topic, created_at))
+        await batch.execute(self.connection)
+
+    async def _write_one_by_one(self, writes: list[StateWrite], record: CommandRecord,
+                                envelopes: list[EventEnvelope]) -> None:
+        """SQLite: each statement on its own (a call in this process, not a round trip).
+        Event rows first, which assigns their global positions, then the outbox rows that
         carry each event, position included, as the exact message the relay will send."""
+        for write in writes:
+            await self.aggregates.save_write(write)
+        await self.connection.execute(_INSERT_COMMAND, record.row("completed"))
         stored: list[EventEnvelope] = []
         for envelope in envelopes:
-            result = await self.connection.execute(_INSERT_EVENT, dict(
-                event_id=envelope.event_id, aggregate_type=envelope.aggregate_type,
-                aggregate_id=envelope.aggregate_id, version=envelope.version,
-                event_type=envelope.event_type, schema_version=envelope.schema_version,
-                payload=json.dumps(envelope.payload),
-                occurred_at=naive_utc(envelope.occurred_at), command_id=envelope.command_id,
-            ))
+            result = await self.connection.execute(_INSERT_EVENT, _event_row(envelope))
             stored.append(replace(envelope, position=result.inserted_primary_key[0]))
         if stored:
             now = naive_utc(datetime.now(UTC))
             await self.connection.execute(
                 _INSERT_OUTBOX, [outbox_row(e, self._topic, now) for e in stored])
-        return stored
+
+
+def _event_row(envelope: EventEnvelope) -> dict:
+    return dict(event_id=envelope.event_id, aggregate_type=envelope.aggregate_type,
+                aggregate_id=envelope.aggregate_id, version=envelope.version,
+                event_type=envelope.event_type, schema_version=envelope.schema_version,
+                payload=json.dumps(envelope.payload), occurred_at=naive_utc(envelope.occurred_at),
+                command_id=envelope.command_id)
 
 
 # Built once: building a statement per call (and its cache key) was a quarter of a command's CPU.

@@ -24,6 +24,12 @@ class ConcurrentUpdateError(Exception):
     """Another transaction changed an aggregate since we read it; the command is retried."""
 
 
+class ConnectionLostError(Exception):
+    """The connection died under a command before its COMMIT was sent (a pooled connection
+    that a server restart killed): the server rolled the transaction back, so the command is
+    run once more, on a new connection. After one more loss it is answered 503."""
+
+
 class Meaning(StrEnum):
     UNIQUE_VIOLATION = "unique violation"
     DEADLOCK = "deadlock"
@@ -68,7 +74,7 @@ _RETRYABLE = {Meaning.DEADLOCK, Meaning.LOCK_TIMEOUT, Meaning.BUSY}
 # Lock contention that outlasted the retries, a lost or refused connection and an exhausted
 # pool mean "try again shortly" (503 + Retry-After), not a bug.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OperationalError, InterfaceError, PoolTimeout, ConcurrentUpdateError)
+    OperationalError, InterfaceError, PoolTimeout, ConcurrentUpdateError, ConnectionLostError)
 
 
 def _driver_error(exc: BaseException) -> BaseException | None:
@@ -99,6 +105,11 @@ def is_transient_conflict(exc: BaseException) -> bool:
     """A lost race that running the command again resolves: a version conflict, a deadlock, a
     lock wait that timed out, SQLite's write lock held by another connection."""
     return isinstance(exc, ConcurrentUpdateError) or meaning(exc) in _RETRYABLE
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """No server at the address, the connection lost, or not let in."""
+    return meaning(exc) is Meaning.UNREACHABLE
 
 
 def is_unavailable(exc: BaseException) -> bool:

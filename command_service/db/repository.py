@@ -3,6 +3,7 @@ aggregates and back, each saved with a check that nobody changed it since it was
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -81,9 +82,9 @@ class SqlAggregates(Aggregates):
         """The aggregates with events not saved yet, in the order they were first seen."""
         return [a for a, _ in self._tracked.values() if a.pending_events]
 
-    async def save(self, aggregate: Customer | Account, now: datetime) -> None:
-        """Write an aggregate's state: insert a new one, or update the row it was loaded from
-        if its version is still the one loaded. `now` is naive UTC."""
+    def state_write(self, aggregate: Customer | Account, now: datetime) -> StateWrite:
+        """What saving an aggregate writes: a new one's row, or the columns that change on the
+        row it was loaded from, guarded by the version it was loaded at. `now` is naive UTC."""
         if isinstance(aggregate, Customer):
             table, key_id = customers, aggregate.customer_id
             values = dict(name=aggregate.name, email=aggregate.email,
@@ -103,15 +104,35 @@ class SqlAggregates(Aggregates):
                                currency=aggregate.currency, opened_at=now)
         loaded_version = self._tracked[id(aggregate)][1]
         if loaded_version is None:
-            await self._conn.execute(_INSERT[table], {**insert_only, **values})
+            return StateWrite(table, {**insert_only, **values})
+        return StateWrite(table, values, key_id, loaded_version)
+
+    async def save_write(self, write: StateWrite) -> None:
+        """Write an aggregate's state (see `state_write`) on the command's connection."""
+        if write.loaded_version is None:
+            await self._conn.execute(_INSERT[write.table], write.values)
             return
+        result = await self._conn.execute(
+            _UPDATE_IF_VERSION[write.table],
+            {**write.values, "b_key": write.key_id, "b_loaded_version": write.loaded_version})
+        write.check_matched(result.rowcount)
+
+
+@dataclass(frozen=True)
+class StateWrite:
+    """An aggregate's row to insert (no `loaded_version`), or the values to set on the row of
+    `key_id` if it still has `loaded_version`."""
+
+    table: sa.Table
+    values: dict
+    key_id: str | None = None
+    loaded_version: int | None = None
+
+    def check_matched(self, rows: int) -> None:
         # The row lock already serialises writers; the version check makes a lost update
         # impossible even on a backend or code path that forgot to lock.
-        result = await self._conn.execute(
-            _UPDATE_IF_VERSION[table],
-            {**values, "b_key": key_id, "b_loaded_version": loaded_version})
-        if result.rowcount != 1:
-            raise ConcurrentUpdateError(f"{table.name} changed concurrently")
+        if rows != 1:
+            raise ConcurrentUpdateError(f"{self.table.name} changed concurrently")
 
 
 # The statements, built once: building one per call (and its cache key) was a quarter of a

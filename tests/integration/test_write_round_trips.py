@@ -1,0 +1,194 @@
+"""The write path's round trips to MySQL/MariaDB, counted on the wire (bench/mysql_trips.py),
+and what makes them few without losing anything: the commit's writes as one batch
+(command_service/db/write_batch.py), no pre-ping, and no ROLLBACK after a clean COMMIT
+(command_service/db/engine.py), with a command run once more when its pooled connection
+turns out dead before COMMIT, and never after."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench.mysql_trips import RoundTripCounter
+from command_service.db.engine import create_engine
+from command_service.db.errors import ConcurrentUpdateError, is_unavailable
+from command_service.db.tables import accounts, commands, events, outbox
+from command_service.domain import commands as c
+from command_service.domain.model import AccountType
+from command_service.service import CommandService
+from command_service.unit_of_work import CommandRecord, SqlUnitOfWork
+from shared.config import Settings
+
+
+async def _bank(service: CommandService) -> tuple[str, str]:
+    """A customer with two USD accounts of 100.00 each."""
+    customer, first, second = (str(uuid.uuid4()) for _ in range(3))
+    await service.execute(c.RegisterCustomer(customer_id=customer, name="Ada",
+                                             email=f"{customer}@example.com"))
+    for account in (first, second):
+        await service.execute(c.OpenAccount(customer_id=customer, account_id=account,
+                                            account_type=AccountType.CHECKING, currency="USD",
+                                            initial_deposit_minor=10_000))
+    return first, second
+
+
+def _deposit(account: str, amount_minor: int = 500) -> c.Deposit:
+    return c.Deposit(account_id=account, amount_minor=amount_minor, reference=None)
+
+
+@pytest_asyncio.fixture
+async def service(database_url):
+    engine = create_engine(Settings(database_url=database_url))
+    yield CommandService(engine, "events")
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def wire(database_url):
+    """A command service whose one pooled connection to MySQL goes through a counting proxy."""
+    if not database_url.startswith("mysql"):
+        pytest.skip("SQLite runs inside the process: a statement is a call, not a round trip")
+    url = make_url(database_url)
+    async with RoundTripCounter(url.host, url.port or 3306) as counter:
+        proxied = url.set(host=counter.host, port=counter.port)
+        engine = create_engine(Settings(
+            database_url=proxied.render_as_string(hide_password=False), database_pool_size=1))
+        yield counter, CommandService(engine, "events")
+        await engine.dispose()
+
+
+async def _trips(counter: RoundTripCounter, service: CommandService, command) -> int:
+    before = counter.total
+    await service.execute(command)
+    return counter.total - before
+
+
+async def test_a_deposit_costs_three_round_trips_a_transfer_four(wire):
+    """Lock, one batch of every write, COMMIT; a transfer locks two rows. Before the batch a
+    deposit cost eight: a pre-ping, five statements, COMMIT and a ROLLBACK on return."""
+    counter, service = wire
+    first, second = await _bank(service)
+    assert await _trips(counter, service, _deposit(first)) == 3
+    assert await _trips(counter, service, c.Withdraw(account_id=first, amount_minor=100,
+                                                     reference="rent")) == 3
+    assert await _trips(counter, service, c.Transfer(from_account_id=first,
+                                                     to_account_id=second, amount_minor=100,
+                                                     reference=None)) == 4
+
+
+async def test_every_outbox_row_carries_its_events_position(service, database_url):
+    """The batch writes each outbox row's position with the server's LAST_INSERT_ID(), and
+    splices it into the message: both must name the event's own row, for every event of a
+    command, on every backend."""
+    first, second = await _bank(service)
+    await service.execute(c.Transfer(from_account_id=first, to_account_id=second,
+                                     amount_minor=250, reference="two events"))
+    await service.execute(_deposit(second))
+    engine = create_engine(Settings(database_url=database_url))
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(
+                sa.select(outbox.c.event_position, outbox.c.payload, outbox.c.message_key,
+                          events.c.position, events.c.event_id, events.c.aggregate_id)
+                .join(events, events.c.position == outbox.c.event_position)
+                .order_by(outbox.c.id))).mappings().all()
+            count = await conn.scalar(sa.select(sa.func.count()).select_from(outbox))
+    finally:
+        await engine.dispose()
+    assert len(rows) == count == 1 + 2 + 2 + 1  # registered, two openings, transfer, deposit
+    for row in rows:
+        message = json.loads(row["payload"])
+        assert message["position"] == row["position"] == row["event_position"]
+        assert message["event_id"] == row["event_id"]
+        assert message["aggregate_id"] == row["aggregate_id"] == row["message_key"]
+
+
+async def test_a_version_check_that_misses_writes_nothing(service, database_url):
+    """An aggregate changed behind the command's back (here by the command's own connection,
+    past its lock) fails the guarded UPDATE: the command, its events and its outbox rows are
+    rolled back with it, on the batch path as on the one-by-one path."""
+    first, _ = await _bank(service)
+    engine = service.engine
+    async with engine.connect() as conn:
+        before = {t.name: await conn.scalar(sa.select(sa.func.count()).select_from(t))
+                  for t in (commands, events, outbox)}
+    with pytest.raises(ConcurrentUpdateError):
+        async with SqlUnitOfWork(engine, "events") as uow:
+            account = (await uow.aggregates.accounts_for_update(first))[first]
+            await uow.connection.execute(accounts.update().where(
+                accounts.c.account_id == first).values(version=accounts.c.version + 1))
+            account.deposit(amount_minor=1, transaction_id="t", reference=None,
+                            now=datetime.now(UTC))
+            await uow.commit(CommandRecord("behind-its-back", "Deposit", datetime.now(UTC)))
+    async with engine.connect() as conn:
+        after = {t.name: await conn.scalar(sa.select(sa.func.count()).select_from(t))
+                 for t in (commands, events, outbox)}
+        version, balance = (await conn.execute(sa.select(
+            accounts.c.version, accounts.c.balance_minor)
+            .where(accounts.c.account_id == first))).one()
+    assert after == before
+    assert (version, balance) == (1, 10_000)
+
+
+async def _kill_connections_to(database_url: str) -> int:
+    """Kill every server thread connected to the test's database (as a server restart
+    would), from a connection of its own."""
+    url = make_url(database_url)
+    admin = create_async_engine(url)
+    try:
+        async with admin.connect() as conn:
+            own = await conn.scalar(sa.text("SELECT CONNECTION_ID()"))
+            ids = (await conn.execute(sa.text(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = :db AND ID <> :own"),
+                {"db": url.database, "own": own})).scalars().all()
+            for thread in ids:
+                await conn.execute(sa.text(f"KILL {int(thread)}"))
+    finally:
+        await admin.dispose()
+    return len(ids)
+
+
+async def test_a_dead_pooled_connection_is_replaced_and_the_command_runs_once(
+        service, database_url):
+    if not database_url.startswith("mysql"):
+        pytest.skip("an SQLite connection is a file, not a server's thread to kill")
+    first, _ = await _bank(service)
+    assert await _kill_connections_to(database_url) >= 1  # the service's pooled connection
+    result = await service.execute(_deposit(first, 700))
+    async with service.engine.connect() as conn:
+        balance = await conn.scalar(sa.select(accounts.c.balance_minor)
+                                    .where(accounts.c.account_id == first))
+        deposits = await conn.scalar(sa.select(sa.func.count()).select_from(events).where(
+            events.c.aggregate_id == first, events.c.event_type == "MoneyDeposited"))
+    assert result.versions[first] == 2
+    assert (balance, deposits) == (10_700, 1)
+
+
+async def test_a_connection_lost_after_commit_is_not_run_again(wire, database_url):
+    """The COMMIT reached the server, its answer did not: the outcome is unknown to the
+    service, so the command must not run again (it did commit), and the client gets the
+    documented 503 to retry with its Idempotency-Key."""
+    counter, service = wire
+    first, _ = await _bank(service)
+    counter.lose_answer_to(b"COMMIT")
+    with pytest.raises(DBAPIError) as raised:
+        await service.execute(_deposit(first, 300))
+    assert is_unavailable(raised.value)
+    engine = create_engine(Settings(database_url=database_url))
+    try:
+        async with engine.connect() as conn:
+            balance = await conn.scalar(sa.select(accounts.c.balance_minor)
+                                        .where(accounts.c.account_id == first))
+            deposits = await conn.scalar(sa.select(sa.func.count()).select_from(events).where(
+                events.c.aggregate_id == first, events.c.event_type == "MoneyDeposited"))
+    finally:
+        await engine.dispose()
+    assert (balance, deposits) == (10_300, 1)
