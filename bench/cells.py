@@ -1,5 +1,6 @@
-"""How the report writes a figure in a table cell, and the rows of the live-update
-measurement (bench/sections/streams.py)."""
+"""How the report writes a figure in a table cell, and the rows of two measurements: the
+deposits beside their ceilings (bench/sections/commands.py) and the live updates
+(bench/sections/streams.py)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,45 @@ def _lat(figures: dict) -> str:
 
 def _met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+
+# Issue 17's targets, at concurrency 32: our deposits/s against each ceiling, our p99, and
+# the CPU the command service spends per deposit.
+RAW_SHARE, BARE_SHARE, P99_MS, CPU_MS = 0.35, 0.70, 50.0, 1.0
+
+
+def command_rows(lv: dict, row) -> None:
+    """One concurrency level of deposits: against the raw driver, against the bare FastAPI
+    endpoint, the CPU per deposit of each server, and (at 32) our p99."""
+    c, ours, raw, bare = lv["concurrency"], lv["ours"], lv["raw"], lv.get("bare")
+    at_32 = c == 32
+
+    def judged(ok: bool | None, target: str) -> tuple[str, str]:
+        return (target, _met(ok)) if at_32 else ("", "")
+
+    share = lv["throughput_ratio"]
+    row(f"1. Deposits over HTTP, concurrency {c}",
+        f"{_n(ours['throughput_per_s'])}/s, {_lat(ours)}",
+        f"raw driver {_n(raw['throughput_per_s'])}/s, {_lat(raw)}", _pct(share),
+        *judged(share >= RAW_SHARE if share is not None else None, f"≥ {RAW_SHARE:.0%}"))
+    if not bare:  # a run from before the bare endpoint was measured
+        return
+    share = lv["bare_throughput_ratio"]
+    row(f"1. …beside a bare FastAPI endpoint, concurrency {c}",
+        f"{_n(ours['throughput_per_s'])}/s, {_lat(ours)}",
+        f"bare endpoint {_n(bare['throughput_per_s'])}/s, {_lat(bare)}", _pct(share),
+        *judged(share >= BARE_SHARE if share is not None else None, f"≥ {BARE_SHARE:.0%}"))
+    cpu = ours.get("cpu_ms_per_deposit")
+    row(f"1. …CPU per deposit in the server process, concurrency {c}",
+        f"command-api {_n(cpu, ' ms')}",
+        f"bare endpoint {_n(bare.get('cpu_ms_per_deposit'), ' ms')}", _x(lv.get("cpu_ratio")),
+        *judged(cpu <= CPU_MS if cpu is not None else None, f"≤ {CPU_MS:g} ms"))
+    if at_32:
+        p99 = ours["p99_ms"]
+        row(f"1. …p99 of a deposit, concurrency {c}", f"{_n(p99, ' ms')}",
+            f"bare endpoint {_n(bare['p99_ms'], ' ms')}; raw driver {_n(raw['p99_ms'], ' ms')}",
+            _x(lv.get("bare_p99_ratio")),
+            *judged(p99 <= P99_MS if p99 is not None else None, f"≤ {P99_MS:g} ms"))
 
 
 def stream_rows(streams: dict, row) -> None:

@@ -25,10 +25,15 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class Service:
-    """`python -m bench.service ROLE` in its own process, ready when /readyz answers 200."""
+    """`python -m bench.service ROLE` in its own process, ready when /readyz answers 200.
+    `module` serves another app the same way (`python -m MODULE --port N`); `workers` is
+    passed on as `--workers N` only when it is not 1, so a server without that option
+    still starts."""
 
-    def __init__(self, role: str, settings: Settings, log_dir: Path) -> None:
+    def __init__(self, role: str, settings: Settings, log_dir: Path, *,
+                 module: str = "bench.service", workers: int = 1) -> None:
         self.role, self.settings, self._log_dir = role, settings, log_dir
+        self.module, self.workers = module, workers
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.http = HttpClient("127.0.0.1", self.port)
@@ -39,8 +44,10 @@ class Service:
 
     async def start(self, timeout_s: float = 60.0) -> Service:
         log = open(self._log_dir / f"{self.role}.log", "ab")  # noqa: SIM115 (child owns it)
+        role = [self.role] if self.module == "bench.service" else []
+        workers = ["--workers", str(self.workers)] if self.workers != 1 else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.service", self.role, "--port", str(self.port)],
+            [sys.executable, "-m", self.module, *role, "--port", str(self.port), *workers],
             env=settings_env(self.settings), stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

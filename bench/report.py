@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.cells import _div, _lat, _met, _n, _pct, _x
+from bench.cells import command_rows as _command_rows
 from bench.cells import stream_rows as _stream_rows
 
 FLAT = 0.75  # the largest size keeps at least this share of the smallest size's rate
@@ -70,13 +71,7 @@ def markdown(results: dict) -> str:
 
     commands = s.get("commands", {})
     for lv in commands.get("levels", []):
-        c, ours, raw = lv["concurrency"], lv["ours"], lv["raw"]
-        target = "≥ 50%" if c == 32 else ""
-        met = lv["throughput_ratio"] >= 0.5 if c == 32 and lv["throughput_ratio"] else None
-        row(f"1. Deposits over HTTP, concurrency {c}",
-            f"{_n(ours['throughput_per_s'])}/s, {_lat(ours)}",
-            f"{_n(raw['throughput_per_s'])}/s, {_lat(raw)}",
-            _pct(lv["throughput_ratio"]), target, _met(met) if target else "")
+        _command_rows(lv, row)
     for lv in (commands.get("with_history") or {}).get("levels", []):
         events = commands["with_history"]["history_events"]
         row(f"1. …with {events:,} events of history, concurrency {lv['concurrency']}",
@@ -214,6 +209,12 @@ def _notes(results: dict) -> list[str]:
                  "issue's 5k/20k/80k (80k alone costs it ~5 minutes; `make bench-large` runs "
                  "80k).")
     commands = s.get("commands", {})
+    if commands.get("levels"):
+        notes.append(f"- Commands: the bare endpoint is one FastAPI POST route running the raw "
+                     f"transaction on a pool of raw connections as large as the service's, "
+                     f"served like the command service ({commands.get('api_workers', 1)} "
+                     "worker(s)) and driven by the same load generator. CPU per deposit is "
+                     "the server process's CPU time over the run / deposits answered.")
     if results["write_model"] == "sqlite" and commands.get("levels"):
         notes.append("- Commands on SQLite: one writer at a time. The raw ceiling queues its "
                      "writers in-process (an asyncio lock), which is the best a client can "

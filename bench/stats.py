@@ -64,25 +64,55 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def tree_cpu_seconds(pid: int | None) -> float | None:
+    """CPU time of a process and all its descendants: a server with several workers is a
+    supervisor whose children serve, and it is their time that serving costs."""
+    total = cpu_seconds(pid)
+    if total is None:
+        return None
+    for child in _children(pid):
+        total += tree_cpu_seconds(child) or 0.0
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                found += [int(child) for child in children.read().split()]
+    except OSError:  # gone meanwhile
+        pass
+    return found
+
+
 class CpuMeter:
     """CPU seconds used by named processes between `start()` and `stop()`, as a share of the
-    wall time (1.0 = one core busy the whole time)."""
+    wall time (1.0 = one core busy the whole time); the processes named in `trees` count with
+    their descendants. `seconds` keeps the CPU seconds themselves, for a cost per operation."""
 
-    def __init__(self, pids: dict[str, int | None]) -> None:
+    def __init__(self, pids: dict[str, int | None], trees: tuple[str, ...] = ()) -> None:
         self._pids = {name: pid for name, pid in pids.items() if pid}
+        self._trees = set(trees)
         self._before: dict[str, float | None] = {}
         self._started = 0.0
+        self.seconds: dict[str, float] = {}
+
+    def _now(self, name: str) -> float | None:
+        pid = self._pids[name]
+        return tree_cpu_seconds(pid) if name in self._trees else cpu_seconds(pid)
 
     def start(self) -> CpuMeter:
-        self._before = {name: cpu_seconds(pid) for name, pid in self._pids.items()}
+        self._before = {name: self._now(name) for name in self._pids}
         self._started = time.perf_counter()
         return self
 
     def stop(self) -> dict[str, float]:
         wall = max(time.perf_counter() - self._started, 1e-9)
         used = {}
-        for name, pid in self._pids.items():
-            now, before = cpu_seconds(pid), self._before.get(name)
+        for name in self._pids:
+            now, before = self._now(name), self._before.get(name)
             if now is not None and before is not None:
+                self.seconds[name] = now - before
                 used[name] = round((now - before) / wall, 2)
         return used

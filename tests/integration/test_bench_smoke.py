@@ -52,6 +52,9 @@ def test_bench_smoke_run_writes_every_section_and_the_table(tmp_path):
     for level in sections["commands"]["levels"]:
         assert level["ours"]["count"] > 0 and level["raw"]["count"] > 0
         assert level["throughput_ratio"] is not None
+        assert level["bare"]["count"] > 0 and level["bare_throughput_ratio"] is not None
+        assert level["ours"]["cpu_ms_per_deposit"] > 0
+        assert level["bare"]["cpu_ms_per_deposit"] is not None
     relay = sections["relay"]
     assert relay["ours"]["events"] == relay["outbox_rows"] == relay["raw"]["events"]
     assert relay["ours"]["unsent_after"] == 0
@@ -72,6 +75,10 @@ def test_bench_smoke_run_writes_every_section_and_the_table(tmp_path):
     assert "| Measurement | Ours | Ceiling (same run) | Ratio | Target | Met |" in table
     for number in range(1, 8):
         assert f"| {number}. " in table
+    for row in ("| 1. …beside a bare FastAPI endpoint, concurrency 32 |",
+                "| 1. …CPU per deposit in the server process, concurrency 32 |",
+                "| 1. …p99 of a deposit, concurrency 32 |"):
+        assert row in table
 
 
 async def test_the_bulk_outbox_fill_writes_the_rows_the_unit_of_work_writes(tmp_path):
