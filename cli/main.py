@@ -83,9 +83,9 @@ def migrate() -> None:
 # Per worker: a subject's rate-limit buckets and event-stream cap (shared/ratelimit.py).
 Workers = Annotated[int | None, typer.Option(
     min=1, max=64, show_default=False,
-    help="worker processes serving the one port, e.g. one per core [default: CQRS_WORKERS, "
-         "else 1]. Each keeps its own rate-limit buckets, so a sender may get up to N times "
-         "the configured rate; /metrics answers for all of them together")]
+    help="worker processes serving the one port, e.g. one per core (default: CQRS_WORKERS, "
+         "else 1). Limits per sender (rate limits, open event streams) hold per worker: a "
+         "sender may get up to N times them. /metrics answers for all the workers")]
 
 
 @app.command("command-api")
