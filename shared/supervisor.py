@@ -71,7 +71,8 @@ class Supervisor:
         previous = {sig: signal.signal(sig, lambda *_: self.stop.set())
                     for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            self.workers = [self._start_one() for _ in range(self.count)]
+            for _ in range(self.count):  # one by one: a signal meanwhile stops those started
+                self.workers.append(self._start_one())
             while not self.stop.wait(POLL_S):
                 self._replace_exited()
         finally:

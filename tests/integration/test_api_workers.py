@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import uuid
 
 import psutil
@@ -14,6 +16,7 @@ import pytest
 
 from command_service.db.migrate import upgrade_to_head
 from shared.config import Settings
+from shared.supervisor import STARTUP_FAILURE
 from tests.stack import TEST_JWT_SECRET, admin_headers
 from tests.support.processes import Process
 from tests.support.workers import (
@@ -23,8 +26,6 @@ from tests.support.workers import (
     send_until_each_worker_answered,
     workers_of,
 )
-
-pytestmark = pytest.mark.slow  # each starts a service of two worker processes
 
 REQUESTS = "cqrs_http_request_duration_seconds_count"
 
@@ -46,6 +47,7 @@ def register(headers: dict[str, str]):
     return send
 
 
+@pytest.mark.slow  # each of these starts a service of two worker processes
 async def test_two_command_workers_answer_on_one_port_and_any_of_them_counts_every_request(
         command_settings, tmp_path):
     service = Process("command-api", command_settings, tmp_path, args=("--workers", "2"))
@@ -66,6 +68,7 @@ async def test_two_command_workers_answer_on_one_port_and_any_of_them_counts_eve
         assert service.terminate() == 0, service.tail()
 
 
+@pytest.mark.slow
 async def test_query_workers_come_from_cqrs_workers_and_share_their_metrics(read_store,
                                                                            tmp_path):
     settings = Settings(mongo_url=read_store.mongo_url,
@@ -94,6 +97,7 @@ async def test_query_workers_come_from_cqrs_workers_and_share_their_metrics(read
         assert service.terminate() == 0, service.tail()
 
 
+@pytest.mark.slow
 async def test_a_killed_worker_is_replaced_keeping_its_counts_and_sigterm_leaves_no_process(
         command_settings, tmp_path):
     service = Process("command-api", command_settings, tmp_path, args=("--workers", "2"))
@@ -126,6 +130,7 @@ async def test_a_killed_worker_is_replaced_keeping_its_counts_and_sigterm_leaves
     assert not os.path.exists(metrics_dir)
 
 
+@pytest.mark.slow
 async def test_workers_stop_by_themselves_when_their_parent_is_killed(command_settings,
                                                                       tmp_path):
     service = Process("command-api", command_settings, tmp_path, args=("--workers", "2"))
@@ -138,3 +143,13 @@ async def test_workers_stop_by_themselves_when_their_parent_is_killed(command_se
         service.process.wait()
     gone, alive = psutil.wait_procs(workers, timeout=15)
     assert not alive, service.tail()
+
+
+def test_a_worker_that_cannot_start_its_app_stops_the_service_with_exit_1():
+    """Every replacement would fail the same way: the supervisor gives up instead of looping."""
+    never_starts = [sys.executable, "-c", f"import sys; sys.exit({STARTUP_FAILURE})"]
+    service = subprocess.run([sys.executable, "-c", (
+        "import sys; from shared.supervisor import serve_workers; "
+        f"sys.exit(serve_workers({never_starts!r}, '127.0.0.1', 0, 2))")],
+        capture_output=True, text=True, timeout=60)
+    assert service.returncode == 1, service.stderr
