@@ -80,34 +80,57 @@ def migrate() -> None:
     err.print("write model migrated to head")
 
 
-@app.command("command-api")
-def command_api(host: Host = "127.0.0.1", port: Annotated[int, typer.Option()] = 8000) -> None:
-    """Serve the command service (HTTP)."""
-    from command_service.api.app import create_app
+# Per worker: a subject's rate-limit buckets and event-stream cap (shared/ratelimit.py).
+Workers = Annotated[int | None, typer.Option(
+    min=1, max=64, show_default=False,
+    help="worker processes serving the one port, e.g. one per core (default: CQRS_WORKERS, "
+         "else 1). Limits per sender (rate limits, open event streams) hold per worker: a "
+         "sender may get up to N times them. /metrics answers for all the workers")]
 
+
+@app.command("command-api")
+def command_api(host: Host = "127.0.0.1", port: Annotated[int, typer.Option()] = 8000,
+                workers: Workers = None) -> None:
+    """Serve the command service (HTTP)."""
     settings = api_settings_or_exit()
     exit_unless_reachable(settings, ["database"])
-    _serve(create_app(settings), host, port)
+    _serve("command_service.api.app:create_app", settings, host, port, workers)
 
 
 @app.command("query-api")
-def query_api(host: Host = "127.0.0.1", port: Annotated[int, typer.Option()] = 8001) -> None:
+def query_api(host: Host = "127.0.0.1", port: Annotated[int, typer.Option()] = 8001,
+              workers: Workers = None) -> None:
     """Serve the query service (HTTP)."""
-    from query_service.app import create_app
-
     settings = api_settings_or_exit()
     exit_unless_reachable(settings, ["read_store"])
-    _serve(create_app(settings), host, port)
+    _serve("query_service.app:create_app", settings, host, port, workers)
 
 
-def _serve(api, host: str, port: int) -> None:
+def _serve(factory: str, settings: Settings, host: str, port: int,
+           workers: int | None) -> None:
+    """One process serving the app (the default), or `workers` processes sharing the port
+    under this one (shared/supervisor.py)."""
+    import sys
+
+    from cli.api_worker import load_factory
+    from shared.supervisor import serve_workers
     from shared.worker import run, serve_app
 
+    count = workers or settings.workers
+    api = load_factory(factory)(settings) if count == 1 else None
     try:
-        run(serve_app(api, host, port))
+        if api is not None:
+            run(serve_app(api, host, port))
+            return
+        code = serve_workers([sys.executable, "-m", "cli.api_worker", factory], host, port,
+                             count)
     except (OSError, SystemExit, RuntimeError) as exc:  # could not bind, or start failed
         err.print(f"[red]cannot serve on {host}:{port}:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
+    if code:
+        err.print(f"[red]cannot serve on {host}:{port}:[/red] a worker could not start its "
+                  "app (see the log above)", highlight=False)
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -29,14 +29,19 @@ from operations.verify import check_scope
 from operations.watch_feed import ChangeFeed
 from shared.readmodel import ACCOUNTS, CUSTOMERS, HISTORY, ViewDatabase
 
+# Multiprocess modes (shared/metrics.py), should verify --watch ever share a metrics
+# directory: each is a reading of the stores, so the latest of a live process is the answer.
 DRIFT = Gauge("cqrs_verify_drift_aggregates",
-              "Aggregates whose read models differ from the write model (not lag), last pass")
+              "Aggregates whose read models differ from the write model (not lag), last pass",
+              multiprocess_mode="livemostrecent")
 CHECKED = Counter("cqrs_verify_checked_aggregates_total",
                   "Aggregates compared with their read models by verify --watch")
 BEHIND = Gauge("cqrs_verify_behind_aggregates",
-               "Aggregates of scopes left for a later pass because their views trail (lag)")
+               "Aggregates of scopes left for a later pass because their views trail (lag)",
+               multiprocess_mode="livemostrecent")
 LAST_PASS = Gauge("cqrs_verify_last_pass_timestamp_seconds",
-                  "When the last verify --watch pass ended (Unix time)")
+                  "When the last verify --watch pass ended (Unix time)",
+                  multiprocess_mode="max")
 SCOPE_CUSTOMERS = 200  # customers per check: bounds memory and each `$in`
 
 log = logging.getLogger(__name__)

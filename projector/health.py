@@ -15,14 +15,20 @@ from prometheus_client import Gauge
 from projector.dead_letters import DeadLetters
 from projector.delivery import Delivered
 
+# Multiprocess modes (shared/metrics.py), for a projector that ever shares a metrics
+# directory: lag is a reading of the broker or the store (the latest of a live process wins);
+# the oldest wait is the longest among live processes.
 CONSUMER_LAG = Gauge("cqrs_projector_consumer_lag_events",
                      "Messages on the broker not yet consumed, per partition (exact on Kafka; "
-                     "approximate on Tansu, whose end offsets can under-report)", ["partition"])
+                     "approximate on Tansu, whose end offsets can under-report)", ["partition"],
+                     multiprocess_mode="livemostrecent")
 LAG_SECONDS = Gauge("cqrs_projector_lag_seconds",
                     "Age (since its command committed) of the oldest event this projector has "
-                    "consumed and not yet applied or parked; 0 when none waits")
+                    "consumed and not yet applied or parked; 0 when none waits",
+                    multiprocess_mode="livemax")
 PARKED = Gauge("cqrs_dead_letters_parked",
-               "Dead letters parked now, waiting for `dlq retry` or `dlq discard`")
+               "Dead letters parked now, waiting for `dlq retry` or `dlq discard`",
+               multiprocess_mode="livemostrecent")
 PARKED_EVERY_S = 5.0  # a count of the dead letters is a read-store query: not every second
 
 

@@ -36,8 +36,11 @@ log = logging.getLogger(__name__)
 TICKS = Counter("cqrs_query_stream_ticks_total", "Polls of the views event streams watch")
 STORE_QUERIES = Counter("cqrs_query_stream_store_queries_total",
                         "Read-store queries made to serve the event streams", ["operation"])
-OPEN_STREAMS = Gauge("cqrs_query_streams_open", "Event streams open in this process")
-WATCHED_VIEWS = Gauge("cqrs_query_stream_watched_views", "Views event streams watch")
+# With `--workers N` each worker has its own streams: what the service has open is the sum
+# over the workers alive (shared/metrics.py).
+OPEN_STREAMS = Gauge("cqrs_query_streams_open", "Event streams open", multiprocess_mode="livesum")
+WATCHED_VIEWS = Gauge("cqrs_query_stream_watched_views", "Views event streams watch",
+                      multiprocess_mode="livesum")
 
 
 def customer_revision(doc: dict) -> int:

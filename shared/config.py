@@ -151,6 +151,12 @@ class Settings(BaseSettings):
         "", description="comma-separated origins a browser may call both services from "
                         "(e.g. https://app.example.com); empty: no CORS headers at all")
 
+    # The HTTP services (cli/main.py `--workers` overrides it; shared/supervisor.py)
+    workers: int = Field(
+        1, ge=1, le=64,
+        description="worker processes of command-api and query-api, all serving one port; "
+                    "1 = one process, as without the setting")
+
     startup_wait_s: float = Field(
         30.0, ge=0, le=3600,
         description="how long a process waits at start for its dependencies to answer before "

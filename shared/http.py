@@ -12,9 +12,11 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.metrics import metrics_text
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +210,7 @@ def health_router(checks: dict[str, ReadinessCheck],
                 dependencies=[Depends(metrics_guard)] if guarded else [],
                 responses=guard_errors if guarded else None)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -3,9 +3,16 @@ token's subject: the command service for commands, the query service for queries
 its own buckets and settings).
 
 Each key's bucket holds at most `burst` tokens and refills at `rate` tokens per second; a
-request takes one token or is told how long until one is there. Buckets live in this process
-(several command-service processes each allow the rate), and the number of keys is bounded:
-the least recently used bucket is dropped first, which can only ever be generous.
+request takes one token or is told how long until one is there. Buckets live in this process,
+and the number of keys is bounded: the least recently used bucket is dropped first, which can
+only ever be generous.
+
+Per process means per worker: with `--workers N` (shared/supervisor.py) each worker has its
+own buckets, and a sender whose connections reach every worker may get up to N times the rate
+and the burst (so may one reaching N replicas of the service). That is said in the CLI help and
+the docs rather than fixed with a shared store: the limit is there to stop a runaway client,
+which N times a limit still does, and a store every request must ask would cost more than the
+bucket it guards.
 """
 
 from __future__ import annotations

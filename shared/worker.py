@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -32,19 +33,22 @@ class _Server(uvicorn.Server):
 
 class InLoopServer:
     """uvicorn serving an ASGI app inside the running event loop; `port=0` binds any free
-    port. Workers serve their ops endpoints this way; tests serve the APIs this way."""
+    port. Workers serve their ops endpoints this way; tests serve the APIs this way. Given
+    `sock`, it serves that listening socket instead of binding one (a worker of `--workers N`
+    serves the socket its parent bound: shared/supervisor.py)."""
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, lifespan: str = "off",
-                 keep_alive_s: float = 5):
+                 keep_alive_s: float = 5, sock: socket.socket | None = None):
         self._server = _Server(uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan=lifespan,
             timeout_graceful_shutdown=10, timeout_keep_alive=keep_alive_s,
         ))
+        self._sockets = [sock] if sock is not None else None
         self._task: asyncio.Task | None = None
         self.port: int | None = None
 
     async def start(self) -> int:
-        self._task = asyncio.create_task(self._server.serve())
+        self._task = asyncio.create_task(self._server.serve(self._sockets))
         while not self._server.started:
             if self._task.done():
                 self._task.result()  # re-raise the bind error

@@ -26,9 +26,13 @@ from shared.worker import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 
-BACKLOG = Gauge("cqrs_outbox_backlog_events", "Outbox rows not yet published")
+# A fact of the database, polled: across processes (shared/metrics.py) the latest reading of
+# a live one is the answer, not a sum.
+BACKLOG = Gauge("cqrs_outbox_backlog_events", "Outbox rows not yet published",
+                multiprocess_mode="livemostrecent")
 OLDEST_UNSENT = Gauge("cqrs_outbox_oldest_unsent_age_seconds",
-                      "Age of the oldest outbox row not yet published (0 when none)")
+                      "Age of the oldest outbox row not yet published (0 when none)",
+                      multiprocess_mode="livemostrecent")
 
 
 async def outbox_backlog(engine: AsyncEngine) -> tuple[int, float | None]:

@@ -46,9 +46,13 @@ BATCH_SIZE = Histogram("cqrs_relay_batch_size_events", "Rows per published batch
 PUBLISH_SECONDS = Histogram("cqrs_relay_publish_seconds",
                             "Time from sending a batch to all its acknowledgements",
                             buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
-IS_LEADER = Gauge("cqrs_relay_is_leader", "1 while this relay holds the leader lease")
+# Multiprocess modes (shared/metrics.py) matter only if a relay ever shares a metrics
+# directory: the leaders and the refused aggregates of the processes alive, added up.
+IS_LEADER = Gauge("cqrs_relay_is_leader", "1 while this relay holds the leader lease",
+                  multiprocess_mode="livesum")
 REFUSED_AGGREGATES = Gauge("cqrs_relay_refused_aggregates",
-                           "Aggregates held back because the broker refuses their next message")
+                           "Aggregates held back because the broker refuses their next message",
+                           multiprocess_mode="livesum")
 
 
 RenewProducer = Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]]

@@ -35,15 +35,17 @@ def process_env(settings: Settings) -> dict[str, str]:
 
 class Process:
     def __init__(self, role: str, settings: Settings, log_dir: Path,
-                 name: str | None = None) -> None:
+                 name: str | None = None, args: tuple[str, ...] = ()) -> None:
         self.role, self.env, self.log_dir = role, process_env(settings), log_dir
+        self.args = args  # after `ROLE --port PORT`
         self.name = name or role  # several processes of one role keep separate logs
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         log = open(self.log_dir / f"{self.name}.log", "ab")  # noqa: SIM115 (the child owns it)
-        self.process = subprocess.Popen([str(SCRIPT), self.role, "--port", str(self.port)],
+        self.process = subprocess.Popen([str(SCRIPT), self.role, "--port", str(self.port),
+                                         *self.args],
                                         env=self.env, stdout=log, stderr=log)
 
     async def ready(self, timeout_s: float = 60) -> None:

@@ -1,0 +1,120 @@
+"""`command-api --workers N` and `query-api --workers N`: N worker processes serving one port,
+for a machine with more than one core (one Python process uses one).
+
+One listening socket, bound by this parent and handed to every worker (what uvicorn's and
+gunicorn's multi-worker modes do), rather than SO_REUSEPORT with a socket per worker:
+- the port is bound once, before any worker starts, so a port in use is one error from one
+  process, as with a single process, and `--port 0` means one port for every worker;
+- connections wait in the parent's socket: a worker that dies or is replaced loses only those
+  it had accepted, where SO_REUSEPORT resets every connection queued on the dead one's socket;
+- a connection goes to a worker that is waiting for one, an idle one; SO_REUSEPORT hashes it
+  to a worker whether that one is busy or not.
+
+Workers are fresh interpreters (`python -m cli.api_worker`), not forks of this process: this
+one has imported prometheus_client before PROMETHEUS_MULTIPROC_DIR was set, and the library
+picks its multiprocess mode at import (shared/metrics.py); a fork would also inherit imported
+clients and threads that are not meant to be shared.
+
+Supervision is gunicorn's and uvicorn's: a worker that exits while the service runs is
+replaced (its gauges are dropped, its counters stay); one that exits with STARTUP_FAILURE could
+not start its app, as every replacement would fail the same way, so the service stops with
+exit 1. On SIGTERM or SIGINT every worker gets SIGTERM, finishes the requests in flight (at
+most 10 s) and exits; this process reaps each one (SIGKILL past STOP_GRACE_S), deletes the
+metrics directory and returns 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from shared.metrics import MULTIPROC_DIR, multiprocess_dir, process_exited
+
+STARTUP_FAILURE = 3  # a worker's exit code when its app could not start (uvicorn's is 3 too)
+STOP_GRACE_S = 15.0  # a worker's 10 s of graceful shutdown, and the time to exit after it
+POLL_S = 0.5  # how soon an exited worker is replaced, and a signal acted on
+
+log = logging.getLogger(__name__)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket every worker serves; raises OSError when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
+def serve_workers(worker_argv: list[str], host: str, port: int, count: int) -> int:
+    """Serve `host:port` with `count` processes running `worker_argv` until SIGTERM/SIGINT; the
+    exit code of the service. Each worker's command line ends with the listening socket's file
+    descriptor and this process's id (cli/api_worker.py)."""
+    with bind(host, port) as sock, multiprocess_dir() as metrics_dir:
+        log.info("serving http://%s:%d with %d workers", host, sock.getsockname()[1], count)
+        return Supervisor(worker_argv, sock, count, metrics_dir).run()
+
+
+class Supervisor:
+    def __init__(self, worker_argv: list[str], sock: socket.socket, count: int,
+                 metrics_dir: str) -> None:
+        self.worker_argv, self.sock, self.count = worker_argv, sock, count
+        self.metrics_dir = metrics_dir
+        self.workers: list[subprocess.Popen] = []
+        self.stop = threading.Event()
+        self.failed = False
+
+    def run(self) -> int:
+        # The handlers only set the event: the loop below acts on it within POLL_S.
+        previous = {sig: signal.signal(sig, lambda *_: self.stop.set())
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            for _ in range(self.count):  # one by one: a signal meanwhile stops those started
+                self.workers.append(self._start_one())
+            while not self.stop.wait(POLL_S):
+                self._replace_exited()
+        finally:
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 1 if self.failed else 0
+
+    def _start_one(self) -> subprocess.Popen:
+        fd = self.sock.fileno()
+        worker = subprocess.Popen(
+            [*self.worker_argv, str(fd), str(os.getpid())], pass_fds=(fd,),
+            env={**os.environ, MULTIPROC_DIR: self.metrics_dir})
+        log.info("worker %d started", worker.pid)
+        return worker
+
+    def _replace_exited(self) -> None:
+        for index, worker in enumerate(self.workers):
+            code = worker.poll()  # reaps it when it has exited
+            if code is None or self.stop.is_set():  # a signal may have just stopped it
+                continue
+            process_exited(self.metrics_dir, worker.pid)
+            if code == STARTUP_FAILURE:
+                log.error("worker %d could not start its app; stopping the service", worker.pid)
+                self.failed = True
+                self.stop.set()
+                return
+            log.warning("worker %d exited with code %d; starting another", worker.pid, code)
+            self.workers[index] = self._start_one()
+
+    def _stop_all(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker in self.workers:
+            try:
+                worker.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("worker %d still runs %.0f s after SIGTERM; killing it",
+                            worker.pid, STOP_GRACE_S)
+                worker.kill()
+                worker.wait()
+            process_exited(self.metrics_dir, worker.pid)
+        log.info("every worker stopped")
