@@ -79,6 +79,14 @@ def markdown(results: dict) -> str:
             f"{_n(lv['raw']['throughput_per_s'])}/s, {_lat(lv['raw'])}",
             _pct(lv["throughput_ratio"]), "flat", "")
 
+    trips = commands.get("round_trips") or {}
+    if trips.get("status") == "ok":
+        per = trips["per_command"]
+        row("1. Write-model round trips per command (on the wire)",
+            ", ".join(f"{kind.replace('_', ' ')} {_n(n)}" for kind, n in per.items()),
+            f"raw driver deposit {trips['raw_deposit']} (a statement each)", "",
+            f"deposit ≤ {trips['target_deposit']}", _met(trips["met"]))
+
     relay = s.get("relay", {})
     if relay.get("ours"):
         ok = relay["ratio"] is not None and relay["ratio"] >= 0.7

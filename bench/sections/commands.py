@@ -19,6 +19,7 @@ from bench.context import Context, open_accounts
 from bench.procs import Service
 from bench.profiling import Recording
 from bench.raw import RawWriteModel, closed_loop
+from bench.sections.command_trips import round_trips
 from bench.stats import CpuMeter, latency_summary, rate, ratio
 from bench.workload import fill_write_model
 from command_service.db.engine import create_engine
@@ -119,6 +120,8 @@ async def run(ctx: Context) -> dict:
                             "workers) over the run / deposits answered 201",
                     "seconds_per_level": sizes.command_seconds, "api_workers": api.workers}
     try:
+        ctx.say("commands: round trips per command, on the wire")
+        result["round_trips"] = await round_trips(settings)
         await bare.start()
         for server in (api, bare):  # warm-up
             await _deposits(server, accounts, 4, min(1.0, sizes.command_seconds))
