@@ -79,6 +79,19 @@ def markdown(results: dict) -> str:
             f"{_n(lv['raw']['throughput_per_s'])}/s, {_lat(lv['raw'])}",
             _pct(lv["throughput_ratio"]), "flat", "")
 
+    every_core = commands.get("every_core") or {}
+    if every_core.get("status") == "ok":
+        n, ours = every_core["workers"], every_core["ours"]
+        one = next((lv for lv in commands.get("levels", []) if lv["concurrency"] == 32), None)
+        gain = (f"; {_x(ours['throughput_per_s'] / one['ours']['throughput_per_s'])} one "
+                "worker's rate" if one and one["ours"]["throughput_per_s"] else "")
+        row(f"1. Deposits, concurrency 32, {n} workers each (`--workers {n}`)",
+            f"{_n(ours['throughput_per_s'])}/s, {_lat(ours)}{gain}",
+            f"bare endpoint ({n} workers) {_n(every_core['bare']['throughput_per_s'])}/s; "
+            f"raw driver {_n(every_core['raw']['throughput_per_s'])}/s",
+            f"{_pct(every_core['bare_throughput_ratio'])} of bare, "
+            f"{_pct(every_core['throughput_ratio'])} of raw", "", "")
+
     trips = commands.get("round_trips") or {}
     if trips.get("status") == "ok":
         per = trips["per_command"]

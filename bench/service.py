@@ -10,12 +10,15 @@ time slice with what it measures, and so that py-spy can sample one role at a ti
 from __future__ import annotations
 
 import argparse
+import sys
 
 from shared.config import load_settings
 from shared.observability import configure_logging
 from shared.worker import InLoopServer, run, stop_on_signals
 
 ROLES = ("command-api", "query-api", "relay", "projector")
+FACTORIES = {"command-api": "command_service.api.app:create_app",
+             "query-api": "query_service.app:create_app"}
 
 
 async def serve(role: str, port: int) -> None:
@@ -46,7 +49,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.service")
     parser.add_argument("role", choices=ROLES)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="an API's worker processes on the one port, as `command-api "
+                             "--workers N` serves them (shared/supervisor.py)")
     args = parser.parse_args()
+    if args.workers > 1 and args.role in FACTORIES:
+        from shared.supervisor import serve_workers
+
+        sys.exit(serve_workers([sys.executable, "-m", "cli.api_worker", FACTORIES[args.role]],
+                               "127.0.0.1", args.port, args.workers))
     run(serve(args.role, args.port))  # as the shipped processes run (cli/main.py)
 
 

@@ -102,6 +102,27 @@ async def _levels(ctx: Context, api: Service, bare: Service, settings, accounts:
     return rows
 
 
+async def _every_core(ctx: Context, settings, accounts: list[str]) -> dict:
+    """Concurrency 32 again, with the command service and the bare endpoint each serving
+    one worker process per core (`command-api --workers N`): what the other cores add."""
+    workers = len(os.sched_getaffinity(0))
+    if workers < 2:
+        return {"status": "skipped", "reason": "one core: nothing to add"}
+    api = await Service("command-api", settings, ctx.log_dir, workers=workers).start()
+    bare = Service("bare-api", settings, ctx.log_dir, module="bench.bare_api",
+                   workers=workers)
+    try:
+        await bare.start()
+        for server in (api, bare):  # warm-up: every worker's pool and caches
+            await _deposits(server, accounts, 8, min(1.0, ctx.sizes.command_seconds))
+        rows = await _levels(ctx, api, bare, settings, accounts, (32,),
+                             f" with {workers} workers")
+    finally:
+        await bare.stop()
+        await api.stop()
+    return {"status": "ok", "workers": workers, **rows[0]}
+
+
 async def run(ctx: Context) -> dict:
     sizes = ctx.sizes
     database = await ctx.backends.new_write_database("commands")
@@ -127,6 +148,7 @@ async def run(ctx: Context) -> dict:
             await _deposits(server, accounts, 4, min(1.0, sizes.command_seconds))
         result["levels"] = await _levels(ctx, api, bare, settings, accounts,
                                          sizes.command_concurrency, "")
+        result["every_core"] = await _every_core(ctx, settings, accounts)
         if ctx.profile:
             result["profile"] = {}
             for concurrency in (1, 32):
