@@ -10,10 +10,17 @@ The stages, and what measures each:
   CreateTime, stamped when the relay hands it to its producer, to getmany returning it), which
   spans the acknowledgement; ack → fetch is send → fetch less claim → ack, as a mean (so a
   little low: the moments between claim and send count in neither);
-- fetch → written: the projector, from getmany to the write of the event's views;
-- written → visible: not measured by itself either: the bench's own commit-to-visible lag (from
-  the command's response, which comes just after its commit, to the poller seeing the version)
-  less the four stages before, as a mean. It holds the poller's period (10 ms) and its find.
+- fetch → written: the projector, from getmany to the store's reply to the event's last write;
+- written → visible: not measured by itself either. Both ends of the chain are anchored at the
+  command's start: the projector's own lag histogram (cqrs_projector_commit_to_apply_seconds)
+  runs from the event's occurred_at, stamped when the command service began the command, to
+  written; the bench times each command from sending it to the poller seeing its version
+  (its latency plus its commit-to-visible lag). The difference of the two means is written →
+  visible: the poller's period (10 ms) and its find, a little high by the request's way in.
+  It can be negative: the poller may see a view before the store's reply to that write
+  reaches a projector whose store is busy.
+- command → commit: the same histogram's mean less the four stages from commit to written:
+  the command's own transaction, so that all six add up to request → visible.
 
 p50 and p99 are read from the buckets by linear interpolation inside the bucket that holds
 the rank (as Prometheus' histogram_quantile does), so they are only as fine as the buckets
@@ -34,23 +41,27 @@ from bench.procs import Service
 RELAY = ("cqrs_relay_commit_to_claim_seconds", "cqrs_relay_claim_to_ack_seconds")
 PROJECTOR = ("cqrs_projector_produce_to_fetch_seconds", "cqrs_projector_fetch_to_written_seconds",
              "cqrs_projector_commit_to_apply_seconds")
+COMMAND = "command → commit"
 STAGES = ("commit → claim", "claim → ack", "ack → fetch", "fetch → written",
           "written → visible")
 # Whose time each stage is, to name a limit by the part of the system that spends it.
 OWNERS = {"commit → claim": "the relay's outbox poll", "claim → ack": "the broker's ack",
-          "ack → fetch": "the projector's fetch", "fetch → written": "projector / read store",
+          "ack → fetch": "the projector's loop: queued behind the batch before it, then "
+                         "fetched", "fetch → written": "projector / read store",
           "written → visible": "read store / the poller"}
 _SAMPLE = re.compile(r'^(\w+?)(_bucket\{le="([^"]+)"\}|_sum|_count) (\S+)$', re.MULTILINE)
 
 NOTE = ("- Where the time goes: per event, from the relay's and the projector's histograms "
-        "(README, Metrics), read before and after each run. Commit → claim starts at the outbox "
-        "row's created_at, stamped just before the commit; claim → ack ends at the broker's ack "
-        "of the row's whole batch. Ack → fetch and written → visible are not measured on their "
-        "own: they are means by difference (send → fetch, from the record's CreateTime, less "
-        "claim → ack; the bench's commit-to-visible lag less the stages before, so it holds "
-        "the poller's 10 ms period and is short by the commit-to-response time). p50/p99 are "
-        "interpolated inside 1-2-5 ms buckets; the stage named is the one with the largest "
-        "share of the mean.")
+        "(README, Metrics), read before and after each run (bench/stages.py). Commit → claim "
+        "starts at the outbox row's created_at, stamped just before the commit; claim → ack "
+        "ends at the broker's ack of the row's whole batch; fetch → written ends at the "
+        "store's reply to the event's last write. Three are means by difference, not measured "
+        "on their own: ack → fetch (send → fetch, from the record's CreateTime, less claim → "
+        "ack), written → visible (the bench's request → visible, latency plus lag, less the "
+        "projector's command start → written: the poller's 10 ms period and its find; "
+        "negative when the poller saw the view before a busy store's reply reached the "
+        "projector) and command → commit. p50/p99 are interpolated inside 1-2-5 ms buckets; "
+        "the stage named is the one of the five after the commit with the largest mean.")
 
 Histogram = dict  # {"buckets": [(upper bound, cumulative count)], "sum": s, "count": n}
 
@@ -120,31 +131,39 @@ class StageClock:
 
 
 def breakdown(before: dict[str, Histogram], after: dict[str, Histogram],
-              lag_mean_ms: float | None) -> dict:
-    """The five stages of the events between two readings, and the one that dominates."""
+              lag_mean_ms: float | None, latency_mean_ms: float | None) -> dict:
+    """The stages of the events between two readings, and the one of the five after the
+    commit that dominates. `lag_mean_ms`: the bench's mean commit-to-visible lag (from the
+    response); `latency_mean_ms`: the commands' mean latency."""
     measured = {name: summary(difference(after[name], before[name])) for name in after}
     claim, ack = measured[RELAY[0]], measured[RELAY[1]]
     send_fetch, written = measured[PROJECTOR[0]], measured[PROJECTOR[1]]
+    started_to_written = measured[PROJECTOR[2]]
 
-    def less(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else round(a - b, 1)
+    def less(a: float | None, *b: float | None) -> float | None:
+        return None if a is None or None in b else round(a - sum(b), 1)
 
-    to_written = None if None in (claim["mean_ms"], send_fetch["mean_ms"], written["mean_ms"]) \
-        else claim["mean_ms"] + send_fetch["mean_ms"] + written["mean_ms"]
+    request_to_visible = less(lag_mean_ms, -(latency_mean_ms or 0.0)) \
+        if latency_mean_ms is not None else None
     stages = {
+        COMMAND: {"mean_ms": less(started_to_written["mean_ms"], claim["mean_ms"],
+                                  send_fetch["mean_ms"], written["mean_ms"]),
+                  "derived": "command start → written less the four stages after the commit"},
         "commit → claim": claim, "claim → ack": ack,
         "ack → fetch": {"mean_ms": less(send_fetch["mean_ms"], ack["mean_ms"]),
                         "derived": "send → fetch less claim → ack"},
         "fetch → written": written,
-        "written → visible": {"mean_ms": less(lag_mean_ms, to_written),
-                              "derived": "commit-to-visible less the stages before"},
+        "written → visible": {"mean_ms": less(request_to_visible, started_to_written["mean_ms"]),
+                              "derived": "request → visible less command start → written"},
     }
-    means = {name: s["mean_ms"] for name, s in stages.items() if s.get("mean_ms") is not None}
+    means = {name: stages[name]["mean_ms"] for name in STAGES
+             if stages[name].get("mean_ms") is not None}
     total = sum(max(0.0, m) for m in means.values())
     dominant = max(means, key=lambda name: means[name]) if means else None
     return {"stages": stages, "send → fetch": send_fetch,
-            "commit → written": measured[PROJECTOR[2]],
+            "command start → written": started_to_written,
             "lag_mean_ms": None if lag_mean_ms is None else round(lag_mean_ms, 1),
+            "request_to_visible_mean_ms": request_to_visible,
             "dominant": dominant,
             "dominant_share": round(max(0.0, means[dominant]) / total, 3)
             if dominant and total else None}
@@ -156,8 +175,8 @@ def dominant_text(stages: dict | None) -> str | None:
         return None
     name = stages["dominant"]
     mean = stages["stages"][name]["mean_ms"]
-    return (f"{name}, {OWNERS[name]} ({stages['dominant_share']:.0%}: {mean:,.0f} of a "
-            f"{_fig(stages['lag_mean_ms'])} ms mean)")
+    return (f"{name}, {OWNERS[name]} ({stages['dominant_share']:.0%} of the time after the "
+            f"commit: {mean:,.0f} ms of a {_fig(stages['lag_mean_ms'])} ms mean lag)")
 
 
 def stage_row(run: dict, row) -> None:
@@ -173,10 +192,12 @@ def stage_row(run: dict, row) -> None:
             return (f"{name} mean {mean} (p50 {_fig(s['p50_ms'])} / p99 {_fig(s['p99_ms'])})")
         return f"{name} mean {mean}"
 
-    check = stages["commit → written"]
-    row(f"4. …where the time goes, {run['label']} (ms)", "; ".join(cell(n) for n in STAGES),
-        f"command start → written, the projector's own lag histogram: mean "
-        f"{_fig(check['mean_ms'])} (p50 {_fig(check['p50_ms'])} / p99 {_fig(check['p99_ms'])})",
+    check = stages["command start → written"]
+    row(f"4. …where the time goes, {run['label']} (ms)",
+        "; ".join(cell(n) for n in (COMMAND, *STAGES)),
+        f"request → visible mean {_fig(stages['request_to_visible_mean_ms'])}; command start → "
+        f"written (the projector's lag histogram) mean {_fig(check['mean_ms'])} "
+        f"(p50 {_fig(check['p50_ms'])} / p99 {_fig(check['p99_ms'])})",
         f"most in {dominant_text(stages) or 'n/a'}", "", "")
 
 

@@ -160,7 +160,8 @@ class Pipeline:
         visible = await vis.drained(drain_s)
         # after the drain, so that the histograms hold every event the lags hold
         stages = breakdown(stages_before, await self.stage_clock.read(),
-                           statistics.fmean(vis.lags) * 1000 if vis.lags else None)
+                           statistics.fmean(vis.lags) * 1000 if vis.lags else None,
+                           statistics.fmean(latencies) * 1000 if latencies else None)
         window = max(answered_in, count / per_s)
         lags = list(vis.lags)
         thirds = max(1, len(lags) // 3)

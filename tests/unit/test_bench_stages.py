@@ -34,11 +34,13 @@ def test_the_stages_are_the_run_s_events_and_their_means_add_up_to_the_lag():
             PROJECTOR[2]: 0.070}
     before = reading(each, 10)
     after = reading(each, 30)
-    result = breakdown(before, after, lag_mean_ms=80.0)
+    result = breakdown(before, after, lag_mean_ms=80.0, latency_mean_ms=10.0)
     stages = result["stages"]
     assert stages["commit → claim"]["count"] == 20
     assert stages["commit → claim"]["mean_ms"] == pytest.approx(10.0)
     assert stages["ack → fetch"]["mean_ms"] == pytest.approx(2.0)  # 6 ms send → fetch less 4
-    assert stages["written → visible"]["mean_ms"] == pytest.approx(14.0)  # 80 less 10+6+50
-    assert sum(s["mean_ms"] for s in stages.values()) == pytest.approx(80.0)
+    # request → visible is 10 ms latency + 80 ms lag; command start → written is 70
+    assert stages["written → visible"]["mean_ms"] == pytest.approx(20.0)
+    assert stages["command → commit"]["mean_ms"] == pytest.approx(4.0)  # 70 less 10+6+50
+    assert sum(s["mean_ms"] for s in stages.values()) == pytest.approx(90.0)
     assert result["dominant"] == "fetch → written"
