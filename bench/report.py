@@ -8,6 +8,8 @@ from typing import Any
 from bench.cells import _div, _lat, _met, _n, _pct, _x
 from bench.cells import command_rows as _command_rows
 from bench.cells import stream_rows as _stream_rows
+from bench.stages import NOTE as _STAGE_NOTE
+from bench.stages import stage_row as _stage_row
 
 FLAT = 0.75  # the largest size keeps at least this share of the smallest size's rate
 
@@ -148,10 +150,14 @@ def markdown(results: dict) -> str:
             f"bare chain {_lat(floor)}",
             _x(_div(every["p50_ms"], floor.get("p50_ms"))),
             "p50 ≤ 50, p99 ≤ 250 ms" if at_half else "", _met(ok) if at_half else "")
+        _stage_row(run, row)
     if search:
+        target = e2e.get("target_at_50") or {}
+        missed = (f"; at 50% of it the target is missed, most of the time in "
+                  f"{target['most_in']}" if target.get("most_in") else "")
         row("4. Sustainable rate (projector keeps up)",
             f"{_n(search.get('sustainable_per_s'))} commands/s",
-            f"limit: {search.get('limit')}", "", "", "")
+            f"limit: {search.get('limit')}{missed}", "", "", "")
 
     queries = s.get("queries", {})
     for key, label in (("customer_360", "Customer 360"), ("transaction_page",
@@ -250,6 +256,8 @@ def _notes(results: dict) -> list[str]:
                      "once). The bare chain is one event at a time through driver commit, "
                      "produce, consume, upsert and find_one. The sustainable rate is found "
                      "with 8-second steps; a 60-second run near it can still fall behind.")
+        if any(run.get("stages") for run in e2e["runs"]):
+            notes.append(_STAGE_NOTE)
     peer = s.get("peer", {})
     if peer.get("installed"):
         notes.append(f"- Peer: {peer['installed']}. Defaults are its README's loop (batch "

@@ -36,6 +36,7 @@ from projector.health import Health
 from projector.planner import BatchPlan
 from projector.store import ReadStore, WriteConflictError, project_events
 from shared.backoff import Backoff
+from shared.metrics import STAGE_BUCKETS, observe_all
 from shared.tracing import enabled as tracing_enabled
 from shared.tracing import record_span
 from shared.upcasting import READER, EventReader
@@ -50,6 +51,17 @@ BATCH_SIZE = Histogram("cqrs_projector_batch_size_events", "Events per consumed 
 APPLY_LAG = Histogram("cqrs_projector_commit_to_apply_seconds",
                       "Age of an event (since its command committed) when its views were written",
                       buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
+# The stages of an event's way that the projector sees (the relay measures the ones before):
+# from the relay handing it to its producer (the record's CreateTime, the relay's clock) to
+# this consumer fetching it, which covers the broker's acknowledgement and the fetch; and from
+# the fetch to its views being written (decoding, planning, the store's round trips).
+PRODUCE_TO_FETCH = Histogram("cqrs_projector_produce_to_fetch_seconds",
+                             "Time from the relay producing an event to the projector fetching it",
+                             buckets=STAGE_BUCKETS)
+FETCH_TO_WRITTEN = Histogram("cqrs_projector_fetch_to_written_seconds",
+                             "Time from fetching an event to its views being written",
+                             buckets=STAGE_BUCKETS)
+_CREATE_TIME = 0  # a record's timestamp type: set by the producer (1 would be the broker's)
 
 
 
@@ -121,10 +133,17 @@ class Projector(ConsumerRebalanceListener):
                             exc.__class__.__name__)
             self.health.settled(self._held)
 
-    def _decode(self, batch: dict[TopicPartition, list]) -> list[Delivered]:
+    def _decode(self, batch: dict[TopicPartition, list],
+                fetched_at: float | None = None) -> list[Delivered]:
         """The batch's readable events; the rest waits in `_undecodable` and `_unreadable`
-        until `project` has parked it (durably, before the batch's offsets are committed)."""
-        decoded = decode_batch(batch, self._reader)
+        until `project` has parked it (durably, before the batch's offsets are committed).
+        `fetched_at`: when getmany returned it (time.time(), now when not given)."""
+        fetched_at = time.time() if fetched_at is None else fetched_at
+        observe_all(PRODUCE_TO_FETCH, [
+            max(0.0, fetched_at - message.timestamp / 1000) for messages in batch.values()
+            for message in messages if message.timestamp_type == _CREATE_TIME
+            and message.timestamp > 0])
+        decoded = decode_batch(batch, self._reader, fetched_at)
         self._undecodable += decoded.undecodable
         self._unreadable += decoded.unreadable
         EVENTS.labels("undecodable").inc(len(decoded.undecodable))
@@ -178,6 +197,7 @@ class Projector(ConsumerRebalanceListener):
 
         started_ns = time.time_ns()
         plan = await project_events(self._store, [p.event for p in to_plan])
+        written = time.time()
         if tracing_enabled():
             by_event = {id(p.event): p for p in to_plan}
             for event in plan.applied:
@@ -187,6 +207,8 @@ class Projector(ConsumerRebalanceListener):
 
         parking = list(self._unreadable) + [(p, EARLIER_PARKED) for p in to_park]
         by_event = {id(p.event): p for p in to_plan}
+        observe_all(FETCH_TO_WRITTEN, [written - by_event[id(e)].fetched_at
+                                       for e in plan.applied if by_event[id(e)].fetched_at])
         parking += [(by_event[id(event)], reason) for event, reason in
                     self._judge.judge(plan, [p.event for p in to_plan])]
         if parking:

@@ -23,13 +23,17 @@ AFTER_THE_UPGRADE = "deploy a projector that reads it, then `cqrs-accounts dlq r
 class Delivered:
     """An event and where it came from, so its offset can bound the commit."""
 
-    __slots__ = ("event", "partition", "offset", "headers", "raw")
+    __slots__ = ("event", "partition", "offset", "headers", "raw", "fetched_at")
 
     def __init__(self, event: EventEnvelope, partition: TopicPartition, offset: int,
-                 headers: dict[str, str] | None = None, raw: str | None = None) -> None:
+                 headers: dict[str, str] | None = None, raw: str | None = None,
+                 fetched_at: float = 0.0) -> None:
         self.event, self.partition, self.offset = event, partition, offset
         self.headers = headers or {}
         self.raw = raw  # the message value as sent, kept for an event parked as unreadable
+        # when the consumer handed it over (time.time()): an event held back for a gap keeps
+        # its own, so its wait counts in the time to its write
+        self.fetched_at = fetched_at
 
     def log(self, level: int, message: str, *args) -> None:
         """Log in the context of the command that caused this event (its Kafka headers)."""
@@ -49,7 +53,8 @@ class DecodedBatch:
     undecodable: list[tuple[TopicPartition, object, str]] = field(default_factory=list)
 
 
-def decode_batch(batch: dict[TopicPartition, list], reader: EventReader) -> DecodedBatch:
+def decode_batch(batch: dict[TopicPartition, list], reader: EventReader,
+                 fetched_at: float = 0.0) -> DecodedBatch:
     decoded = DecodedBatch()
     for partition, messages in batch.items():
         for message in messages:
@@ -61,7 +66,8 @@ def decode_batch(batch: dict[TopicPartition, list], reader: EventReader) -> Deco
                 continue
             headers = {k: v.decode(errors="replace") for k, v in message.headers or ()}
             try:
-                delivered = Delivered(reader.read(event), partition, message.offset, headers)
+                delivered = Delivered(reader.read(event), partition, message.offset, headers,
+                                      fetched_at=fetched_at)
             except UnreadableEvent as exc:
                 raw = message.value.decode() if isinstance(message.value, bytes) \
                     else message.value

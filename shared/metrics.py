@@ -20,11 +20,15 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# The buckets of the per-stage latencies of an event's way from commit to view (relay,
+# projector): from a millisecond (one local round trip) to a minute (a backlog being worked off).
+STAGE_BUCKETS = (.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30, 60)
 
 
 def metrics_text() -> bytes:
@@ -46,6 +50,26 @@ def multiprocess_dir() -> Iterator[str]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def observe_all(histogram: Histogram, values: Iterable[float]) -> None:
+    """`histogram.observe(v)` for every value, at the cost of one locked increment per bucket
+    touched instead of two per value: a relay batch is 500 rows, and the relay and the
+    projector observe every event of it. The same counts as `observe` (same bucket rule:
+    the first upper bound >= the value); tests/unit/test_observe_all.py holds it to that."""
+    histogram._raise_if_not_observable()  # a labelled parent: as `observe` would refuse
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    total = 0.0
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1
+        total += value
+    if not any(counts):
+        return
+    histogram._sum.inc(total)
+    for index, count in enumerate(counts):
+        if count:
+            histogram._buckets[index].inc(count)
 
 
 def process_exited(path: str, pid: int) -> None:

@@ -14,6 +14,8 @@ holds its version.
   the limit, named from the processes' own counters and CPU use.
 - The floor: one event at a time through the bare components (driver commit, produce,
   consume, one upsert, one find_one), nothing batched or polled.
+- Where the time goes: the relay's and the projector's stage histograms, read before and
+  after each run (bench/stages.py): commit → claim → ack → fetch → written → visible.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import asyncio
 import json
 import math
 import os
+import statistics
 import time
 
 from pymongo import AsyncMongoClient
@@ -29,68 +32,22 @@ from pymongo import AsyncMongoClient
 from bench.context import Context, open_accounts
 from bench.procs import Service
 from bench.raw import chain_floor
+from bench.stages import (
+    StageClock,
+    breakdown,
+    dominant_text,
+    keeps_up,
+    limiting_stage,
+    target_at_half,
+)
 from bench.stats import CpuMeter, latency_summary, percentile, rate, ratio
-from shared.readmodel import ACCOUNTS
+from bench.visibility import Visibility
 
-POLL_S = 0.01
 MAX_IN_FLIGHT = 256
 QUERY_SAMPLE_EVERY = 5
 # Each read-back that waits polls the store every 10 ms (query_service/consistency.py): a
 # few of them at once are a client; hundreds would be a load test of the store instead.
 MAX_READ_BACKS = 2
-POLL_IDS = 300
-
-
-class Visibility:
-    """Watches the account view for (account, version) pairs; records each one's lag."""
-
-    def __init__(self, db) -> None:
-        self._accounts = db[ACCOUNTS]
-        self.pending: dict[str, list[tuple[int, float]]] = {}
-        self.lags: list[float] = []
-        self.polls = 0
-        self._task: asyncio.Task | None = None
-
-    def expect(self, account_id: str, version: int, since: float) -> None:
-        self.pending.setdefault(account_id, []).append((version, since))
-
-    @property
-    def outstanding(self) -> int:
-        return sum(len(v) for v in self.pending.values())
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            polled = time.perf_counter()
-            if self.pending:
-                ids = list(self.pending)[:POLL_IDS]
-                docs = await self._accounts.find({"_id": {"$in": ids}},
-                                                 {"version": 1}).to_list()
-                now = time.perf_counter()
-                self.polls += 1
-                for doc in docs:
-                    waiting = self.pending.get(doc["_id"], [])
-                    left = [(v, t) for v, t in waiting if v > doc.get("version", 0)]
-                    self.lags.extend(now - t for v, t in waiting if v <= doc.get("version", 0))
-                    if left:
-                        self.pending[doc["_id"]] = left
-                    else:
-                        self.pending.pop(doc["_id"], None)
-            # a poll every POLL_S at most, however long the last find took
-            await asyncio.sleep(max(0.0, POLL_S - (time.perf_counter() - polled)))
-
-    async def drained(self, timeout_s: float) -> bool:
-        deadline = time.perf_counter() + timeout_s
-        while self.outstanding and time.perf_counter() < deadline:
-            await asyncio.sleep(0.01)
-        return not self.outstanding
 
 
 class Pipeline:
@@ -103,6 +60,7 @@ class Pipeline:
         self.projector = Service("projector", settings, log_dir)
         self.client = AsyncMongoClient(settings.mongo_url, tz_aware=True)
         self.visibility = Visibility(self.client[settings.mongo_database])
+        self.stage_clock = StageClock(self.relay, self.projector)
 
     @property
     def services(self) -> list[Service]:
@@ -178,6 +136,7 @@ class Pipeline:
                 await read_back(account, headers["x-consistency-token"], answered)
 
         before = await self.counters()
+        stages_before = await self.stage_clock.read()
         polls_before = vis.polls
         meter = self.cpu_meter().start()
         count = max(1, int(per_s * seconds))
@@ -199,6 +158,10 @@ class Pipeline:
         cpu = meter.stop()
         after = await self.counters()
         visible = await vis.drained(drain_s)
+        # after the drain, so that the histograms hold every event the lags hold
+        stages = breakdown(stages_before, await self.stage_clock.read(),
+                           statistics.fmean(vis.lags) * 1000 if vis.lags else None,
+                           statistics.fmean(latencies) * 1000 if latencies else None)
         window = max(answered_in, count / per_s)
         lags = list(vis.lags)
         thirds = max(1, len(lags) // 3)
@@ -217,6 +180,7 @@ class Pipeline:
             "projector_per_s": rate(int(after["applied"] - before["applied"]), window),
             "cpu_cores": cpu,
             "store_polls_per_s": rate(vis.polls - polls_before, time.perf_counter() - started),
+            "stages": stages,
         }
 
     async def settle(self) -> None:
@@ -226,35 +190,6 @@ class Pipeline:
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
-
-
-def keeps_up(step: dict) -> bool:
-    first, last = step["lag_p50_first_third_ms"], step["lag_p50_last_third_ms"]
-    growing = first is not None and last is not None and last > 2 * first + 50
-    return (step["errors"] == 0 and step["not_sent_overloaded"] == 0
-            and step["answered_per_s"] >= 0.9 * step["offered_per_s"]
-            and step["all_visible"] and (step["lag"]["p99_ms"] or 0) <= 1000 and not growing)
-
-
-def limiting_stage(step: dict, cpus: int) -> str:
-    """The first stage that fell behind, and how busy the machine was while it did."""
-    offered, answered = step["offered_per_s"], step["answered_per_s"]
-    if step["not_sent_overloaded"] or answered < 0.9 * offered or step["errors"]:
-        stage = "command service (answers fell behind the offered rate)"
-    elif step["relay_per_s"] < 0.9 * answered:
-        stage = "relay (published fewer events than commands were answered)"
-    elif step["projector_per_s"] < 0.9 * step["relay_per_s"]:
-        stage = "projector (applied fewer events than were published)"
-    else:
-        stage = "projector / read store (every stage kept the rate, but events became " \
-                "visible later and later)"
-    cpu = step.get("cpu_cores") or {}
-    busy = sum(cpu.values())
-    top = ", ".join(f"{name} {cores:.2f}" for name, cores in
-                    sorted(cpu.items(), key=lambda kv: -kv[1])[:3])
-    machine = (f"; the machine was saturated ({busy:.2f} of {cpus} cores busy: {top})"
-               if busy >= 0.8 * cpus else f"; {busy:.2f} of {cpus} cores busy ({top})")
-    return stage + machine
 
 
 async def run(ctx: Context) -> dict:
@@ -329,7 +264,11 @@ async def run(ctx: Context) -> dict:
             measured["keeps_up"] = keeps_up(measured)
             measured["lag_p50_to_floor"] = ratio(measured["lag"]["p50_ms"], floor["p50_ms"], 2)
             result["runs"].append(measured)
+            ctx.say(f"e2e:   lag p50 {measured['lag']['p50_ms']} ms p99 "
+                    f"{measured['lag']['p99_ms']} ms; most in "
+                    f"{dominant_text(measured['stages'])}")
             await pipeline.settle()
+        result["target_at_50"] = target_at_half(result["runs"])
     finally:
         await pipeline.stop()
         await ctx.backends.drop_write_database(database)

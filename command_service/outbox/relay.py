@@ -32,6 +32,7 @@ from command_service.db.tables import outbox, utc_now
 from command_service.outbox.lease import LeaderLease
 from command_service.outbox.refusals import RefusedKeys, is_record_refusal, needs_lone_resend
 from command_service.outbox.rows import OutboxRow, acknowledged_ids, id_in, kafka_headers
+from shared.metrics import STAGE_BUCKETS, observe_all
 from shared.observability import LOG_CONTEXT, bind
 from shared.tracing import child_traceparent
 from shared.tracing import enabled as tracing_enabled
@@ -46,6 +47,15 @@ BATCH_SIZE = Histogram("cqrs_relay_batch_size_events", "Rows per published batch
 PUBLISH_SECONDS = Histogram("cqrs_relay_publish_seconds",
                             "Time from sending a batch to all its acknowledgements",
                             buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+# Two stages of an event's way to the views (the projector measures the next ones), per row:
+# how long a committed row waited to be claimed (the idle poll, a backlog ahead of it), and
+# from its claim to the broker's acknowledgement of its whole batch.
+COMMIT_TO_CLAIM = Histogram("cqrs_relay_commit_to_claim_seconds",
+                            "Time from an outbox row's commit to the relay claiming it",
+                            buckets=STAGE_BUCKETS)
+CLAIM_TO_ACK = Histogram("cqrs_relay_claim_to_ack_seconds",
+                         "Time from claiming an outbox row to the broker acknowledging its batch",
+                         buckets=STAGE_BUCKETS)
 # Multiprocess modes (shared/metrics.py) matter only if a relay ever shares a metrics
 # directory: the leaders and the refused aggregates of the processes alive, added up.
 IS_LEADER = Gauge("cqrs_relay_is_leader", "1 while this relay holds the leader lease",
@@ -114,6 +124,7 @@ class OutboxRelay:
                 rows = await self._claim(exclude=in_flight)
                 if not rows:
                     break
+                claimed = time.perf_counter()
                 acks = await self._send(rows)
                 if settling is not None:
                     previous, settling = settling, None
@@ -123,7 +134,8 @@ class OutboxRelay:
                         # Not marked: this batch goes out again next run. Collect its acks.
                         await asyncio.gather(*acks, return_exceptions=True)
                         raise
-                settling = asyncio.create_task(self._settle(rows, acks, failed_keys, suspects))
+                settling = asyncio.create_task(
+                    self._settle(rows, acks, failed_keys, suspects, claimed))
                 in_flight = [row.id for row in rows]
                 if not await self._lease.hold():
                     self.is_leader = False
@@ -149,7 +161,7 @@ class OutboxRelay:
         """The oldest unsent rows, leaving out the batch still in flight (not marked yet) and
         the aggregates held back after a refusal until their retry is due."""
         query = (sa.select(outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.headers,
-                           outbox.c.payload)
+                           outbox.c.payload, outbox.c.created_at)
                  .where(outbox.c.sent_at.is_(None))
                  .order_by(outbox.c.id)
                  .limit(self._batch_size))
@@ -158,7 +170,12 @@ class OutboxRelay:
         if waiting := self.refused.waiting():
             query = query.where(outbox.c.message_key.not_in(waiting))
         async with self._reader.connect() as conn:
-            return [OutboxRow(*row) for row in await conn.execute(query)]
+            found = (await conn.execute(query)).all()
+        # created_at is stamped in the command's transaction just before its commit
+        # (unit_of_work.py): the row's age now is how long it waited for the relay.
+        now = utc_now()
+        observe_all(COMMIT_TO_CLAIM, [max(0.0, (now - row[5]).total_seconds()) for row in found])
+        return [OutboxRow(*row[:5]) for row in found]
 
     async def _send(self, rows: list[OutboxRow]) -> list[asyncio.Future]:
         """Hand the whole batch to the producer (it batches and pipelines per partition, in
@@ -219,11 +236,14 @@ class OutboxRelay:
             self.producer = await self._renew_producer(self.producer)
 
     async def _settle(self, rows: list[OutboxRow], acks: list[asyncio.Future],
-                      failed_keys: set[str], suspects: list[OutboxRow]) -> int:
+                      failed_keys: set[str], suspects: list[OutboxRow],
+                      claimed: float | None = None) -> int:
         """Wait for every acknowledgement of a batch, then mark the acknowledged rows sent;
-        rows refused with their batch are added to `suspects`."""
+        rows refused with their batch are added to `suspects`. `claimed`: when the batch's
+        claim query returned (perf_counter)."""
         started = time.perf_counter()
         results = await asyncio.gather(*acks, return_exceptions=True)
+        acked = time.perf_counter()
         sent = acknowledged_ids(rows, results, failed_keys)
         if len(sent) < len(rows) or self.refused or log.isEnabledFor(logging.DEBUG):
             # Only then is there more to do than marking: the usual batch skips this pass.
@@ -235,7 +255,9 @@ class OutboxRelay:
                     self.refused.accepted(row.key)  # a held-back aggregate got through
                 if failed or log.isEnabledFor(logging.DEBUG):
                     _log_publish(row, result)
-        PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        PUBLISH_SECONDS.observe(acked - started)
+        if claimed is not None:  # every row of the batch waited for the batch's last ack
+            observe_all(CLAIM_TO_ACK, [acked - claimed] * len(rows))
         BATCH_SIZE.observe(len(rows))
         PUBLISHED.inc(len(sent))
         PUBLISH_FAILURES.inc(len(rows) - len(sent))

@@ -68,6 +68,10 @@ def test_bench_smoke_run_writes_every_section_and_the_table(tmp_path):
     e2e = sections["e2e"]
     assert e2e["floor"]["count"] > 0
     assert e2e["runs"] and all(run["lag"]["count"] > 0 for run in e2e["runs"])
+    for run in e2e["runs"]:  # each run's events were timed at every measured stage
+        stages = run["stages"]["stages"]
+        assert stages["commit → claim"]["count"] > 0 and stages["fetch → written"]["count"] > 0
+        assert run["stages"]["dominant"] in stages
     assert set(sections["scaling"]) >= {"relay", "projector"}
 
     table = (tmp_path / "latest.md").read_text()
@@ -75,6 +79,7 @@ def test_bench_smoke_run_writes_every_section_and_the_table(tmp_path):
     assert "| Measurement | Ours | Ceiling (same run) | Ratio | Target | Met |" in table
     for number in range(1, 8):
         assert f"| {number}. " in table
+    assert "| 4. …where the time goes, " in table
     for row in ("| 1. …beside a bare FastAPI endpoint, concurrency 32 |",
                 "| 1. …CPU per deposit in the server process, concurrency 32 |",
                 "| 1. …p99 of a deposit, concurrency 32 |"):

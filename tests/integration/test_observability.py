@@ -90,6 +90,12 @@ async def test_metrics_move_when_commands_flow(settings, read_db):
         assert moved("cqrs_relay_published_events_total") >= 2  # events ahead of the wait
         assert moved("cqrs_projector_events_total", 'outcome="applied"') >= 2
         assert moved("cqrs_projector_commit_to_apply_seconds_count") >= 2
+        # every stage of an event's way to the views, each event observed once per stage
+        for stage in ("cqrs_relay_commit_to_claim_seconds", "cqrs_relay_claim_to_ack_seconds",
+                      "cqrs_projector_produce_to_fetch_seconds",
+                      "cqrs_projector_fetch_to_written_seconds"):
+            assert moved(f"{stage}_count") >= 2, stage
+            assert 0 < moved(f"{stage}_sum") < 30 * moved(f"{stage}_count"), stage
         assert moved("cqrs_projector_view_writes_total", 'view="accounts"') >= 1
         assert moved("cqrs_query_consistency_wait_seconds_count") == 1
         assert "cqrs_outbox_backlog_events" in after
