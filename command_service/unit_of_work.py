@@ -72,6 +72,7 @@ class SqlUnitOfWork(UnitOfWork):
         # Whether COMMIT was sent: a connection lost after it leaves the outcome unknown, so the
         # command must not be run again (command_service/service.py).
         self.commit_sent = False
+        self._committed = False  # COMMIT succeeded: the pool need not roll back
 
     async def __aenter__(self) -> SqlUnitOfWork:
         lock = write_lock(self._engine)
@@ -97,6 +98,8 @@ class SqlUnitOfWork(UnitOfWork):
         try:
             if self._conn.in_transaction():
                 await self._conn.rollback()
+            elif self._committed:
+                await mark_clean(self._conn)  # committed, and nothing ran after
         finally:
             try:
                 await self._conn.close()
@@ -142,7 +145,7 @@ class SqlUnitOfWork(UnitOfWork):
             raise race from exc
         self.commit_sent = True  # from here a lost connection leaves the outcome unknown
         await self.connection.commit()
-        await mark_clean(self.connection)
+        self._committed = True
         for aggregate in changed:
             aggregate.pending_events.clear()
 
