@@ -60,15 +60,18 @@ async def execute(conn: AsyncConnection, statement: ClauseElement,
     `conn`'s sqlite3 connection; the driver's cursor (rowcount, lastrowid)."""
     many = isinstance(values, list)
     first = values[0] if many else values
-    compiled = _compiled(statement, tuple(first), conn.dialect)
+    sync = conn.sync_connection
+    compiled = _compiled(statement, tuple(first), sync.dialect)
     parameters = [compiled.parameters(v) for v in values] if many \
         else compiled.parameters(values)
-    driver = (await conn.get_raw_connection()).driver_connection  # the InlineConnection
+    # The connection in use, without `await conn.get_raw_connection()`: a greenlet switch
+    # per statement (1.4% of a deposit's CPU) for an attribute read.
+    driver = sync.connection.driver_connection  # the InlineConnection
     raw = driver._connection
     try:
         return await driver._execute(raw.executemany if many else raw.execute,
                                      compiled.sql, parameters)
     except sqlite3.Error as exc:
         raise DBAPIError.instance(compiled.sql, parameters, exc, sqlite3.Error,
-                                  hide_parameters=conn.sync_engine.hide_parameters,
-                                  dialect=conn.dialect, ismulti=many) from exc
+                                  hide_parameters=sync.engine.hide_parameters,
+                                  dialect=sync.dialect, ismulti=many) from exc

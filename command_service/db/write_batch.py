@@ -102,8 +102,8 @@ class MysqlWriteBatch:
         if not self._statements:
             return
         sql = ";\n".join(self._statements)
-        fairy = await conn.get_raw_connection()
-        cursor = fairy.driver_connection.cursor()
+        # Not `await conn.get_raw_connection()`: a greenlet switch for an attribute read.
+        cursor = conn.sync_connection.connection.driver_connection.cursor()
         checks = dict(self._must_match)
         in_sync = False
         try:
