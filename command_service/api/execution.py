@@ -23,7 +23,8 @@ from command_service.idempotency import (
     request_fingerprint,
 )
 from command_service.service import CommandResult, CommandService
-from shared.auth import REALM, Principal, authenticate
+from shared.auth import REALM, Principal
+from shared.auth.dependencies import BearerPrincipal
 from shared.consistency import encode_token
 from shared.http import ApiError, error_response
 from shared.ratelimit import ensure_within_rate
@@ -89,27 +90,32 @@ class CommandRunner:
         return _respond(stored, replayed=True)
 
 
-async def command_runner(
-    request: Request,
-    sender: Annotated[Principal, Depends(authenticate)],
-    key: Annotated[str | None, Header(
-        alias="Idempotency-Key",
-        description="1-128 printable characters; a retry with the same key and body gets the "
-                    "first response again, remembered for at least 24 hours. A key belongs to "
-                    "the token's subject: other callers' keys never collide with it",
-        json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN})] = None,
-) -> CommandRunner:
-    """The authenticated sender, if its subject is within its rate (a token bucket per
-    subject), then its Idempotency-Key, checked. One dependency that reads the service, the
+class CommandSender(BearerPrincipal):
+    """A dependency: the request's CommandRunner. Its sender is authenticated (as
+    `authenticate`: it is the same bearer scheme, so the OpenAPI document names the scheme
+    on each command as before) and within its rate (a token bucket per subject), then its
+    Idempotency-Key is checked, in that order. One dependency that reads the service, the
     limiter and the settings from the app itself: FastAPI's dependency solving cost ~10% of
-    a deposit's CPU, most of it per level of nesting (one level per dependency). Checked in
-    the order the nested dependencies had: authentication, rate, key."""
-    ensure_within_rate(request.app.state.rate_limiter, sender, "commands")
-    idempotency = await _idempotency_key(request, key)
-    # A coroutine, not `Depends(CommandRunner)`: FastAPI would build a class in a worker thread.
-    return CommandRunner(request.app.state.command_service, sender, idempotency)
+    a deposit's CPU, most of it per level of nesting (one level per dependency)."""
+
+    async def __call__(  # type: ignore[override]
+        self,
+        request: Request,
+        key: Annotated[str | None, Header(
+            alias="Idempotency-Key",
+            description="1-128 printable characters; a retry with the same key and body gets "
+                        "the first response again, remembered for at least 24 hours. A key "
+                        "belongs to the token's subject: other callers' keys never collide "
+                        "with it",
+            json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN})] = None,
+    ) -> CommandRunner:
+        sender = await super().__call__(request)
+        ensure_within_rate(request.app.state.rate_limiter, sender, "commands")
+        idempotency = await _idempotency_key(request, key)
+        return CommandRunner(request.app.state.command_service, sender, idempotency)
 
 
+command_runner = CommandSender()
 Runner = Annotated[CommandRunner, Depends(command_runner)]
 
 
