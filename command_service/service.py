@@ -7,23 +7,19 @@ transaction of its own once the failed one rolled back. Every command record nam
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
 
 from command_service.access import check_command, check_in_transaction
 from command_service.command_log import acting_customer, named_ids, payload
@@ -66,6 +62,7 @@ class CommandResult:
 # Turns a result or a refusal into the exact HTTP response; called inside the transaction so
 # that an idempotent command stores the very bytes its first caller receives.
 Render = Callable[[CommandResult | Refusal], StoredResponse]
+_Attempted = tuple[CommandResult, StoredResponse | None]
 
 
 def _first_loss() -> Callable[[BaseException], bool]:
@@ -126,35 +123,8 @@ class CommandService:
                                payload=payload(command))
         try:
             check_command(principal, command)
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(is_transient_conflict)
-                | retry_if_exception(_first_loss()),
-                # Bounded in tries and in time: a request never queues for minutes.
-                stop=stop_after_attempt(self._max_attempts) | stop_after_delay(10),
-                wait=wait_random_exponential(multiplier=0.002, max=0.25),
-                reraise=True,
-            ):
-                with attempt:
-                    async with SqlUnitOfWork(self._engine, self._topic) as uow:
-                        try:
-                            await check_in_transaction(uow, principal, command)
-                            outcome = await handler(uow, command, created_at)
-                            owners = uow.owners()
-                            result = CommandResult(command_id,
-                                                   {**outcome.body, "command_id": command_id},
-                                                   _with_owners(outcome.versions, owners))
-                            response = render(result) if render else None
-                            await uow.commit(replace(
-                                record, idempotency=idempotency, response=response,
-                                customer_id=await acting_customer(uow.aggregates, command,
-                                                                  owners),
-                                aggregate_ids=uow.changed_ids()))
-                        except DBAPIError as exc:
-                            # Before COMMIT the server rolled back what it lost; after it,
-                            # the outcome is unknown and the error stands (503).
-                            if is_connection_lost(exc) and not uow.commit_sent:
-                                raise ConnectionLostError() from exc
-                            raise
+            result, response = await self._retried(lambda: self._attempt(
+                handler, command, command_id, record, idempotency, render, principal))
         except Refusal as refusal:
             COMMANDS.labels(command_type, "refused").inc()
             await self._record_failure(
@@ -179,6 +149,49 @@ class CommandService:
         COMMANDS.labels(command_type, "completed").inc()
         audit.info("command %s %s by %r: completed", command_id, command_type, subject)
         return replace(result, response=response)
+
+    async def _retried(self, attempt: Callable[[], Awaitable[_Attempted]]) -> _Attempted:
+        """Run `attempt` again after a lost race (lock timeout, deadlock, version conflict) or
+        a first lost connection, with full-jitter exponential waits (2 ms doubling, at most
+        0.25 s), bounded in tries and in time: a request never queues for minutes. What
+        tenacity's AsyncRetrying did here, as a plain loop: its bookkeeping cost ~3% of a
+        command's CPU although nearly every command succeeds at once."""
+        started = time.monotonic()
+        retry_lost = _first_loss()
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return await attempt()
+            except Exception as exc:
+                if not (is_transient_conflict(exc) or retry_lost(exc)) or \
+                        tries >= self._max_attempts or time.monotonic() - started >= 10:
+                    raise
+            await asyncio.sleep(random.uniform(0, min(0.25, 0.002 * 2 ** (tries - 1))))
+
+    async def _attempt(self, handler, command: Command, command_id: str,
+                       record: CommandRecord, idempotency: IdempotencyKey | None,
+                       render: Render | None, principal: Principal) -> _Attempted:
+        """One try of the command, in one unit of work: its result and rendered response."""
+        async with SqlUnitOfWork(self._engine, self._topic) as uow:
+            try:
+                await check_in_transaction(uow, principal, command)
+                outcome = await handler(uow, command, record.created_at)
+                owners = uow.owners()
+                result = CommandResult(command_id, {**outcome.body, "command_id": command_id},
+                                       _with_owners(outcome.versions, owners))
+                response = render(result) if render else None
+                await uow.commit(replace(
+                    record, idempotency=idempotency, response=response,
+                    customer_id=await acting_customer(uow.aggregates, command, owners),
+                    aggregate_ids=uow.changed_ids()))
+            except DBAPIError as exc:
+                # Before COMMIT the server rolled back what it lost; after it, the outcome
+                # is unknown and the error stands (503).
+                if is_connection_lost(exc) and not uow.commit_sent:
+                    raise ConnectionLostError() from exc
+                raise
+        return result, response
 
     async def _record_failure(self, record: CommandRecord, command: Command, code: str,
                               message: str) -> None:

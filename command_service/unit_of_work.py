@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from command_service.db import sqlite_writes
 from command_service.db.engine import mark_clean, write_lock
 from command_service.db.errors import ConcurrentUpdateError, unique_violation
 from command_service.db.repository import SqlAggregates, StateWrite
@@ -71,6 +72,7 @@ class SqlUnitOfWork(UnitOfWork):
         # Whether COMMIT was sent: a connection lost after it leaves the outcome unknown, so the
         # command must not be run again (command_service/service.py).
         self.commit_sent = False
+        self._committed = False  # COMMIT succeeded: the pool need not roll back
 
     async def __aenter__(self) -> SqlUnitOfWork:
         lock = write_lock(self._engine)
@@ -96,6 +98,8 @@ class SqlUnitOfWork(UnitOfWork):
         try:
             if self._conn.in_transaction():
                 await self._conn.rollback()
+            elif self._committed:
+                await mark_clean(self._conn)  # committed, and nothing ran after
         finally:
             try:
                 await self._conn.close()
@@ -141,7 +145,7 @@ class SqlUnitOfWork(UnitOfWork):
             raise race from exc
         self.commit_sent = True  # from here a lost connection leaves the outcome unknown
         await self.connection.commit()
-        await mark_clean(self.connection)
+        self._committed = True
         for aggregate in changed:
             aggregate.pending_events.clear()
 
@@ -160,20 +164,22 @@ class SqlUnitOfWork(UnitOfWork):
 
     async def _write_one_by_one(self, writes: list[StateWrite], record: CommandRecord,
                                 envelopes: list[EventEnvelope]) -> None:
-        """SQLite: each statement on its own (a call in this process, not a round trip).
-        Event rows first, which assigns their global positions, then the outbox rows that
-        carry each event, position included, as the exact message the relay will send."""
+        """SQLite: each statement on its own (a call in this process, not a round trip),
+        straight to the driver (db/sqlite_writes.py). Event rows first, which assigns their
+        global positions, then the outbox rows that carry each event, position included, as
+        the exact message the relay will send."""
         for write in writes:
             await self.aggregates.save_write(write)
-        await self.connection.execute(_INSERT_COMMAND, record.row("completed"))
+        await sqlite_writes.execute(self.connection, _INSERT_COMMAND, record.row("completed"))
         stored: list[EventEnvelope] = []
         for envelope in envelopes:
-            result = await self.connection.execute(_INSERT_EVENT, _event_row(envelope))
-            stored.append(replace(envelope, position=result.inserted_primary_key[0]))
+            cursor = await sqlite_writes.execute(self.connection, _INSERT_EVENT,
+                                                 _event_row(envelope))
+            stored.append(replace(envelope, position=cursor.lastrowid))
         if stored:
             now = naive_utc(datetime.now(UTC))
-            await self.connection.execute(
-                _INSERT_OUTBOX, [outbox_row(e, self._topic, now) for e in stored])
+            await sqlite_writes.execute(
+                self.connection, _INSERT_OUTBOX, [outbox_row(e, self._topic, now) for e in stored])
 
 
 def _event_row(envelope: EventEnvelope) -> dict:

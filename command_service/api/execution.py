@@ -13,7 +13,6 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import Response
 
 from command_service.access import Forbidden
-from command_service.api.deps import CommandServiceDep, RateLimiterDep
 from command_service.domain.commands import Command
 from command_service.domain.errors import NotFoundError, Refusal, SameAccountError
 from command_service.idempotency import (
@@ -23,11 +22,11 @@ from command_service.idempotency import (
     find_stored_response,
     request_fingerprint,
 )
-from command_service.service import CommandResult
-from shared.auth import REALM, Principal, authenticate
-from shared.config import Settings
+from command_service.service import CommandResult, CommandService
+from shared.auth import REALM, Principal
+from shared.auth.dependencies import BearerPrincipal
 from shared.consistency import encode_token
-from shared.http import ApiError, app_settings, error_response
+from shared.http import ApiError, error_response
 from shared.ratelimit import ensure_within_rate
 
 # 1-128 printable ASCII characters. No space at either end: HTTP strips it from a header value,
@@ -36,46 +35,22 @@ IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$"
 _PRINTABLE_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
-async def idempotency_key(
-    request: Request,
-    settings: Annotated[Settings, Depends(app_settings)],
-    key: Annotated[str | None, Header(
-        alias="Idempotency-Key",
-        description="1-128 printable characters; a retry with the same key and body gets the "
-                    "first response again, remembered for at least 24 hours. A key belongs to "
-                    "the token's subject: other callers' keys never collide with it",
-        json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN})] = None,
-) -> IdempotencyKey | None:
+async def _idempotency_key(request: Request, key: str | None) -> IdempotencyKey | None:
     if key is None:
         return None
     if not _PRINTABLE_KEY.fullmatch(key):
         raise ApiError(422, "validation_error", "the request is malformed", [
             {"field": "Idempotency-Key", "message": "must be 1 to 128 printable characters"}])
     fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
-    return IdempotencyKey(key, fingerprint, timedelta(seconds=settings.idempotency_ttl_s))
-
-
-IdempotencyDep = Annotated[IdempotencyKey | None, Depends(idempotency_key)]
-
-
-async def rate_limited_sender(
-    principal: Annotated[Principal, Depends(authenticate)],
-    limiter: RateLimiterDep,
-) -> Principal:
-    """The authenticated sender of a command, if its subject is within its rate (a token
-    bucket per subject)."""
-    ensure_within_rate(limiter, principal, "commands")
-    return principal
-
-
-SenderDep = Annotated[Principal, Depends(rate_limited_sender)]
+    ttl = timedelta(seconds=request.app.state.settings.idempotency_ttl_s)
+    return IdempotencyKey(key, fingerprint, ttl)
 
 
 class CommandRunner:
     """Per request: the service, the sender, the idempotency key, and how to answer."""
 
-    def __init__(self, service: CommandServiceDep, sender: SenderDep,
-                 idempotency: IdempotencyDep) -> None:
+    def __init__(self, service: CommandService, sender: Principal,
+                 idempotency: IdempotencyKey | None) -> None:
         self.service, self.sender, self.idempotency = service, sender, idempotency
 
     def own_customer_id(self) -> str | None:
@@ -115,12 +90,32 @@ class CommandRunner:
         return _respond(stored, replayed=True)
 
 
-async def command_runner(service: CommandServiceDep, sender: SenderDep,
-                         idempotency: IdempotencyDep) -> CommandRunner:
-    # A coroutine, not `Depends(CommandRunner)`: FastAPI would build a class in a worker thread.
-    return CommandRunner(service, sender, idempotency)
+class CommandSender(BearerPrincipal):
+    """A dependency: the request's CommandRunner. Its sender is authenticated (as
+    `authenticate`: it is the same bearer scheme, so the OpenAPI document names the scheme
+    on each command as before) and within its rate (a token bucket per subject), then its
+    Idempotency-Key is checked, in that order. One dependency that reads the service, the
+    limiter and the settings from the app itself: FastAPI's dependency solving cost ~10% of
+    a deposit's CPU, most of it per level of nesting (one level per dependency)."""
+
+    async def __call__(  # type: ignore[override]
+        self,
+        request: Request,
+        key: Annotated[str | None, Header(
+            alias="Idempotency-Key",
+            description="1-128 printable characters; a retry with the same key and body gets "
+                        "the first response again, remembered for at least 24 hours. A key "
+                        "belongs to the token's subject: other callers' keys never collide "
+                        "with it",
+            json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN})] = None,
+    ) -> CommandRunner:
+        sender = await super().__call__(request)
+        ensure_within_rate(request.app.state.rate_limiter, sender, "commands")
+        idempotency = await _idempotency_key(request, key)
+        return CommandRunner(request.app.state.command_service, sender, idempotency)
 
 
+command_runner = CommandSender()
 Runner = Annotated[CommandRunner, Depends(command_runner)]
 
 

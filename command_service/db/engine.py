@@ -54,10 +54,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
             return
         dbapi_connection.rollback()
 
-    @sa.event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def _dirty(conn, *_args) -> None:
-        conn.info.pop(CLEAN, None)  # a statement after the COMMIT opens a transaction again
-
+    # No statement-level listener on this engine (any one makes SQLAlchemy dispatch its
+    # connection events on every statement: 2.5% of a deposit's CPU): `mark_clean` is
+    # called only as the connection is closed, when no statement ran after the COMMIT.
     return engine
 
 
@@ -65,8 +64,10 @@ CLEAN = "cqrs_clean_after_commit"
 
 
 async def mark_clean(conn: AsyncConnection) -> None:
-    """Say that `conn` has just committed and will run nothing more before it returns to
-    the pool: the pool then sends no ROLLBACK for it (one round trip less per command)."""
+    """Say that `conn` committed and ran nothing after (no transaction open: a statement
+    after COMMIT begins one), just before it returns to the pool: the pool then sends no
+    ROLLBACK for it (one round trip less per command)."""
+    assert not conn.in_transaction(), "a connection with a transaction open is not clean"
     fairy = await conn.get_raw_connection()
     fairy.info[CLEAN] = True
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from command_service.db import sqlite_writes
 from command_service.db.errors import ConcurrentUpdateError
 from command_service.db.tables import accounts, customers, naive_utc
 from command_service.domain.model import (
@@ -108,14 +109,15 @@ class SqlAggregates(Aggregates):
         return StateWrite(table, values, key_id, loaded_version)
 
     async def save_write(self, write: StateWrite) -> None:
-        """Write an aggregate's state (see `state_write`) on the command's connection."""
+        """Write an aggregate's state (see `state_write`) on the command's SQLite connection,
+        straight to the driver (db/sqlite_writes.py); MySQL batches it (db/write_batch.py)."""
         if write.loaded_version is None:
-            await self._conn.execute(_INSERT[write.table], write.values)
+            await sqlite_writes.execute(self._conn, _INSERT[write.table], write.values)
             return
-        result = await self._conn.execute(
-            _UPDATE_IF_VERSION[write.table],
+        cursor = await sqlite_writes.execute(
+            self._conn, _UPDATE_IF_VERSION[write.table],
             {**write.values, "b_key": write.key_id, "b_loaded_version": write.loaded_version})
-        write.check_matched(result.rowcount)
+        write.check_matched(cursor.rowcount)
 
 
 @dataclass(frozen=True)
