@@ -39,7 +39,9 @@ def changed_customers(n_accounts: int):
 
 async def measure(ctx: Context, history: int) -> dict:
     database = await ctx.backends.new_write_database("verify")
-    settings = ctx.backends.settings(database, "verify", mongo_timeout_ms=120_000)
+    # A socket timeout of 15 minutes (3×): one index over a million documents takes
+    # SecantusDB minutes to build, and the whole-log check reads them all.
+    settings = ctx.backends.settings(database, "verify", mongo_timeout_ms=300_000)
     engine, client = create_engine(settings), make_mongo_client(settings)
     db = client[settings.mongo_database]
     try:
