@@ -76,6 +76,7 @@ else
 	$(BIN)/python -m bench
 endif
 
-## make bench-large: the same plus the 1M-row variants (relay 1M, commands on 1M events)
+## make bench-large: the same plus the 1M-row variants (relay 1M, commands on 1M events,
+## a verify --watch pass after 1M events)
 bench-large: $(BENCH_STAMP)
 	$(BIN)/python -m bench --large

@@ -18,7 +18,7 @@ from bench.backends import Backends
 from bench.context import SIZES, Context
 from shared.worker import run
 
-SECTIONS = ("commands", "relay", "peer", "projector", "queries", "e2e", "streams")
+SECTIONS = ("commands", "relay", "peer", "projector", "queries", "e2e", "streams", "verify")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -31,7 +31,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     kind.add_argument("--smoke", action="store_true",
                       help="tiny sizes (under a minute): proves the harness works")
     kind.add_argument("--large", action="store_true",
-                      help="adds the 1M-row variants (relay 1M, commands on 1M events)")
+                      help="adds the 1M-row variants (relay 1M, commands on 1M events, "
+                           "verify --watch after 1M events)")
     parser.add_argument("--only", default="",
                         help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=RESULTS,

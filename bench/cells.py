@@ -1,6 +1,6 @@
-"""How the report writes a figure in a table cell, and the rows of two measurements: the
-deposits beside their ceilings (bench/sections/commands.py) and the live updates
-(bench/sections/streams.py)."""
+"""How the report writes a figure in a table cell, and the rows of three measurements: the
+deposits beside their ceilings (bench/sections/commands.py), the live updates
+(bench/sections/streams.py) and continuous verification (bench/sections/verify.py)."""
 
 from __future__ import annotations
 
@@ -84,3 +84,36 @@ def stream_rows(streams: dict, row) -> None:
             f"{_n(level['memory_per_stream_kib'])} KiB per stream, "
             f"{_n((level['idle_cpu_cores'] or 0) * 1000)} ms CPU per second",
             "", "", "", "")
+
+
+PASS_GROWTH = 1.5  # a pass after the largest history may take at most this × the smallest's
+
+
+def verify_rows(verify: dict, row) -> None:
+    """One row per history size: the pass beside the whole-log check of the same data."""
+    sizes = verify.get("by_size") or []
+    for run in sizes:
+        first = sizes[0]
+        later = run is not first
+        ok = (first["pass_s"] and run["pass_s"] <= PASS_GROWTH * first["pass_s"]
+              and run["drift"] == 0) if later else None
+        row(f"8. verify --watch pass, {verify['changed_accounts']:,} changed accounts after "
+            f"{run['history_events']:,} events of history",
+            f"{_n(run['pass_s'])} s ({run['checked_aggregates']:,} aggregates checked, "
+            f"{run['drift']} drift)",
+            f"whole-log verify {_n(run['whole_log_verify_s'])} s",
+            _x(_div(run["pass_s"], run["whole_log_verify_s"])),
+            f"≤ {PASS_GROWTH:g}× the {first['history_events']:,} pass" if later else "",
+            _met(bool(ok)) if later else "")
+
+
+def verify_note(verify: dict) -> str | None:
+    sizes = verify.get("by_size") or []
+    if not sizes:
+        return None
+    built = "; ".join(f"{r['history_events']:,} events in {_n(r['history_build_s'])} s "
+                      f"(indexes {_n(r['history_index_s'])} s)" for r in sizes)
+    return ("- verify --watch: each history is built in bulk (the command service's event "
+            "rows; the views computed by the projector's planner and inserted unordered, "
+            f"indexes last): {built}. The changed accounts' events are projected the "
+            "projector's own way after it; the pass checks their customers only.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.cells import _div, _lat, _met, _n, _pct, _x
+from bench.cells import _div, _lat, _met, _n, _pct, _x, verify_note, verify_rows
 from bench.cells import command_rows as _command_rows
 from bench.cells import stream_rows as _stream_rows
 from bench.stages import NOTE as _STAGE_NOTE
@@ -176,6 +176,7 @@ def markdown(results: dict) -> str:
                 f"{_x(q['not_modified_throughput_ratio'])} throughput", "", "")
 
     _stream_rows(s.get("streams", {}), row)
+    verify_rows(s.get("verify", {}), row)
 
     peer = s.get("peer", {})
     if peer.get("status") == "unavailable":
@@ -258,6 +259,8 @@ def _notes(results: dict) -> list[str]:
                      "with 8-second steps; a 60-second run near it can still fall behind.")
         if any(run.get("stages") for run in e2e["runs"]):
             notes.append(_STAGE_NOTE)
+    if note := verify_note(s.get("verify", {})):
+        notes.append(note)
     peer = s.get("peer", {})
     if peer.get("installed"):
         notes.append(f"- Peer: {peer['installed']}. Defaults are its README's loop (batch "

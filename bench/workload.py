@@ -41,6 +41,12 @@ class Clock:
 def bank_history(n_events: int, n_accounts: int, seed: int = 7) -> list[DomainEvent]:
     """Customers (two accounts each) registered and opened, then deposits, withdrawals and
     transfers between accounts of one currency, until there are `n_events` events."""
+    return list(bank_events(n_events, n_accounts, seed))
+
+
+def bank_events(n_events: int, n_accounts: int, seed: int = 7) -> Iterator[DomainEvent]:
+    """`bank_history`'s events one at a time, as they are made: a million-event history need
+    not be held whole."""
     rng = random.Random(seed)
     clock = Clock()
     n_accounts = max(2, min(n_accounts, n_events // 3))
@@ -48,7 +54,10 @@ def bank_history(n_events: int, n_accounts: int, seed: int = 7) -> list[DomainEv
                                    name=f"Bench Customer {i}", email=f"bench{i}@example.com",
                                    now=clock.tick())
                  for i in range((n_accounts + 1) // 2)]
-    events: list[DomainEvent] = [e for c in customers for e in c.pending_events]
+    made = 0
+    for c in customers:
+        made += len(c.pending_events)
+        yield from c.pending_events
     accounts: list[Account] = []
     for i in range(n_accounts):
         accounts.append(Account.open(
@@ -57,18 +66,23 @@ def bank_history(n_events: int, n_accounts: int, seed: int = 7) -> list[DomainEv
             account_type=AccountType.CHECKING if i % 2 == 0 else AccountType.SAVINGS,
             currency=CURRENCIES[(i // 2) % 2], initial_deposit_minor=100_00,
             transaction_id=str(uuid.uuid4()), now=clock.tick()))
-    events.extend(a.pending_events[0] for a in accounts)
     for a in accounts:
+        made += 1
+        yield a.pending_events[0]
         a.pending_events.clear()
     by_currency = {cur: [a for a in accounts if a.currency == cur] for cur in CURRENCIES}
-    while len(events) < n_events:
+    place = {id(a): i for group in by_currency.values() for i, a in enumerate(group)}
+    while made < n_events:
         account = rng.choice(accounts)
         amount = rng.randint(1_00, 250_00)
         roll = rng.random()
-        peers = [p for p in by_currency[account.currency] if p is not account]
-        if roll < 0.15 and peers and n_events - len(events) >= 2 \
+        group = by_currency[account.currency]
+        if roll < 0.15 and len(group) > 1 and n_events - made >= 2 \
                 and account.balance_minor >= amount:
-            receiver = rng.choice(peers)
+            # rng.choice of the group without `account`, without building that list (which
+            # made a long history quadratic): the same draw, so the same history.
+            pick = rng.randrange(len(group) - 1)
+            receiver = group[pick + (pick >= place[id(account)])]
             transfer_id, now = str(uuid.uuid4()), clock.tick()
             account.send_transfer(to=receiver, amount_minor=amount, transfer_id=transfer_id,
                                   transaction_id=str(uuid.uuid4()), reference="bench",
@@ -77,18 +91,20 @@ def bank_history(n_events: int, n_accounts: int, seed: int = 7) -> list[DomainEv
                                       transfer_id=transfer_id,
                                       transaction_id=str(uuid.uuid4()), reference="bench",
                                       now=now)
-            events.extend(account.pending_events + receiver.pending_events)
+            made += len(account.pending_events) + len(receiver.pending_events)
+            yield from account.pending_events + receiver.pending_events
             receiver.pending_events.clear()
         elif roll < 0.45 and account.balance_minor >= amount:
             account.withdraw(amount_minor=amount, transaction_id=str(uuid.uuid4()),
                              reference=None, now=clock.tick())
-            events.extend(account.pending_events)
+            made += len(account.pending_events)
+            yield from account.pending_events
         else:
             account.deposit(amount_minor=amount, transaction_id=str(uuid.uuid4()),
                             reference="salary", now=clock.tick())
-            events.extend(account.pending_events)
+            made += len(account.pending_events)
+            yield from account.pending_events
         account.pending_events.clear()
-    return events
 
 
 def bank_envelopes(n_events: int, n_accounts: int, seed: int = 7) -> list[EventEnvelope]:

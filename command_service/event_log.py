@@ -29,7 +29,7 @@ def _as_written(row) -> EventEnvelope:
     )
 
 
-def _as_read(row) -> EventEnvelope:
+def as_read(row) -> EventEnvelope:
     """The stored event as this release reads it: upcast from the version it was written
     with (raises UnreadableEvent for one a newer release wrote: upgrade before folding)."""
     return READER.read(_as_written(row))
@@ -44,7 +44,7 @@ async def read_events(engine: AsyncEngine, after_position: int = 0,
     slower than the writers would otherwise never reach the end), in position order, a batch
     at a time (keyset paging: each query is an index range scan, whatever the table's size).
     Upcast to what this release reads, unless `as_written` (to publish them again)."""
-    envelope = _as_written if as_written else _as_read
+    envelope = _as_written if as_written else as_read
     last = after_position
     while True:
         query = sa.select(events).where(events.c.position > last)
@@ -103,7 +103,7 @@ async def events_of(engine: AsyncEngine, aggregate_ids: list[str],
         for i in range(0, len(aggregate_ids), chunk):
             rows += (await conn.execute(sa.select(events).where(
                 events.c.aggregate_id.in_(aggregate_ids[i:i + chunk])))).all()
-    return [_as_read(row) for row in sorted(rows, key=lambda row: row.position)]
+    return [as_read(row) for row in sorted(rows, key=lambda row: row.position)]
 
 
 async def changes(engine: AsyncEngine, after_position: int,

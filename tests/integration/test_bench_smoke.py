@@ -24,8 +24,8 @@ from command_service.unit_of_work import CommandRecord, SqlUnitOfWork
 from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = {"commands", "relay", "peer", "projector", "queries", "e2e", "streams", "scaling",
-            "profiles"}
+SECTIONS = {"commands", "relay", "peer", "projector", "queries", "e2e", "streams", "verify",
+            "scaling", "profiles"}
 
 
 @pytest.mark.slow
@@ -39,7 +39,8 @@ def test_bench_smoke_run_writes_every_section_and_the_table(tmp_path):
     results = json.loads(json_path.read_text())
     sections = results["sections"]
     assert set(sections) == SECTIONS
-    for name in ("commands", "relay", "projector", "queries", "e2e", "streams", "scaling"):
+    for name in ("commands", "relay", "projector", "queries", "e2e", "streams", "verify",
+                 "scaling"):
         assert sections[name]["status"] == "ok", (name, sections[name])
     # python-cqrs comes with the bench extra; without it the peer says why, never a number
     assert sections["peer"]["status"] in ("ok", "unavailable")
@@ -73,11 +74,13 @@ def test_bench_smoke_run_writes_every_section_and_the_table(tmp_path):
         assert stages["commit → claim"]["count"] > 0 and stages["fetch → written"]["count"] > 0
         assert run["stages"]["dominant"] in stages
     assert set(sections["scaling"]) >= {"relay", "projector"}
+    for run in sections["verify"]["by_size"]:  # the pass checked every changed aggregate
+        assert run["checked_aggregates"] > 0 and run["drift"] == run["whole_log_drift"] == 0
 
     table = (tmp_path / "latest.md").read_text()
     assert table == json_path.with_suffix(".md").read_text()
     assert "| Measurement | Ours | Ceiling (same run) | Ratio | Target | Met |" in table
-    for number in range(1, 8):
+    for number in range(1, 9):
         assert f"| {number}. " in table
     assert "| 4. …where the time goes, " in table
     for row in ("| 1. …beside a bare FastAPI endpoint, concurrency 32 |",
