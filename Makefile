@@ -27,7 +27,7 @@ dev: $(STAMP)
 ## integration test on the embedded pair (Tansu + SQLite) and the production one (Kafka +
 ## MySQL); CQRS_TEST_PAIRS=all runs every broker x write-store pair. PYTEST_WORKERS (2) share
 ## the tests between two processes (pytest-xdist), each with its own servers, the tests marked
-## slow first (tests/support/order.py): 11.6 min here for 1,126 tests (.ci/run, 2026-12-03).
+## slow first (tests/support/order.py): 12.4 min here for 1,158 tests (.ci/run, 2026-12-03).
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 test: $(STAMP)
