@@ -13,17 +13,17 @@ history both ways, finds the same documents, and `verify` no drift.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice
 from types import SimpleNamespace
 
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from command_service import outbox_envelope
 from command_service.db.tables import accounts, customers, events, naive_utc
 from command_service.domain.events import AccountOpened, CustomerRegistered, DomainEvent
 from command_service.event_log import as_read, read_events
@@ -82,12 +82,8 @@ class StateRows:
 
 def event_row(event: DomainEvent, position: int) -> dict:
     """The events-table row the command service's unit of work writes for `event`."""
-    envelope = replace(envelope_of(event, str(uuid.uuid4())), position=position)
-    return dict(position=position, event_id=envelope.event_id,
-                aggregate_type=envelope.aggregate_type, aggregate_id=envelope.aggregate_id,
-                version=envelope.version, event_type=envelope.event_type,
-                schema_version=envelope.schema_version, payload=json.dumps(envelope.payload),
-                occurred_at=naive_utc(envelope.occurred_at), command_id=envelope.command_id)
+    return {**outbox_envelope.event_row(envelope_of(event, str(uuid.uuid4()))),
+            "position": position}
 
 
 Chunk = Callable[[list[dict]], Awaitable[None]]  # told each chunk of rows once committed

@@ -6,7 +6,6 @@ messages the relay would publish (the `EventEnvelope` contract)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import uuid
 from collections.abc import Iterator
@@ -17,10 +16,10 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from command_service.db.tables import events, outbox
+from command_service.db.tables import events, outbox, utc_now
 from command_service.domain.events import DomainEvent
 from command_service.domain.model import Account, AccountType, Customer
-from command_service.outbox_envelope import envelope_of, outbox_headers
+from command_service.outbox_envelope import envelope_of, event_row, outbox_row
 from shared.envelope import EventEnvelope
 
 CURRENCIES = ("USD", "EUR")
@@ -144,10 +143,11 @@ async def fill_write_model(engine: AsyncEngine, topic: str, n_events: int,
                            sent: bool = False) -> int:
     """Write `n_events` event rows and their outbox rows, five thousand per transaction.
 
-    The rows are the ones `SqlUnitOfWork._append_events` writes (the smoke test checks that
-    they match), inserted in bulk: through the unit of work a 100,000-row outbox would take
-    two minutes to fill, and the fill is not what is measured. `sent=True` writes history
-    that was already published (for measuring commands against a large write model)."""
+    The rows are the ones `SqlUnitOfWork.commit` writes (`event_row`, `outbox_row`; the smoke
+    test checks that they match), inserted in bulk: through the unit of work a 100,000-row
+    outbox would take two minutes to fill, and the fill is not what is measured. `sent=True`
+    writes history that was already published (for measuring commands against a large write
+    model)."""
     async with engine.connect() as conn:
         position = (await conn.scalar(sa.select(sa.func.max(events.c.position)))) or 0
     written = 0
@@ -162,23 +162,15 @@ async def fill_write_model(engine: AsyncEngine, topic: str, n_events: int,
         outbox_rows.clear()
 
     for group in _outbox_chunks(n_events, per_account, accounts_per_chunk):
-        now = _naive_utc(datetime.now(UTC))
+        now = utc_now()
         command_id = str(uuid.uuid4())
         for aggregate in group:
             for event in aggregate.pending_events:
                 position += 1
                 envelope = replace(envelope_of(event, command_id), position=position)
-                event_rows.append(dict(
-                    position=position, event_id=envelope.event_id,
-                    aggregate_type=envelope.aggregate_type,
-                    aggregate_id=envelope.aggregate_id, version=envelope.version,
-                    event_type=envelope.event_type, payload=json.dumps(envelope.payload),
-                    occurred_at=_naive_utc(envelope.occurred_at),
-                    command_id=envelope.command_id))
-                outbox_rows.append(dict(
-                    event_position=position, topic=topic, message_key=envelope.aggregate_id,
-                    headers=json.dumps(outbox_headers(envelope)),
-                    payload=envelope.to_json(), created_at=now, sent_at=now if sent else None))
+                event_rows.append({**event_row(envelope), "position": position})
+                outbox_rows.append({**outbox_row(envelope, topic, now),
+                                    "sent_at": now if sent else None})
             aggregate.pending_events.clear()
         if len(event_rows) >= 5000:
             written += len(event_rows)
@@ -187,10 +179,6 @@ async def fill_write_model(engine: AsyncEngine, topic: str, n_events: int,
         written += len(event_rows)
         await flush()
     return written
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 async def produce_envelopes(bootstrap: str, topic: str, envelopes: list[EventEnvelope]) -> None:

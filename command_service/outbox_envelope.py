@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
+from command_service.db.tables import naive_utc
 from command_service.domain.events import DomainEvent
 from shared.envelope import EventEnvelope
 from shared.observability import current
@@ -44,3 +45,13 @@ def outbox_row(envelope: EventEnvelope, topic: str, created_at: datetime) -> dic
     return dict(event_position=envelope.position, topic=topic,
                 message_key=envelope.aggregate_id, headers=json.dumps(outbox_headers(envelope)),
                 payload=envelope.to_json(), created_at=created_at)
+
+
+def event_row(envelope: EventEnvelope) -> dict:
+    """The events-table row of an envelope (its position is assigned by the insert, unless
+    the caller sets one)."""
+    return dict(event_id=envelope.event_id, aggregate_type=envelope.aggregate_type,
+                aggregate_id=envelope.aggregate_id, version=envelope.version,
+                event_type=envelope.event_type, schema_version=envelope.schema_version,
+                payload=json.dumps(envelope.payload), occurred_at=naive_utc(envelope.occurred_at),
+                command_id=envelope.command_id)

@@ -24,7 +24,7 @@ from command_service.db.write_batch import POSITION_PLACEHOLDER, MysqlWriteBatch
 from command_service.domain.errors import AlreadyExistsError, EmailTakenError
 from command_service.domain.model import Account, Customer
 from command_service.idempotency import IdempotencyKey, IdempotencyRaceError, StoredResponse
-from command_service.outbox_envelope import envelope_of, outbox_row
+from command_service.outbox_envelope import envelope_of, event_row, outbox_row
 from command_service.ports import UnitOfWork
 from shared.envelope import EventEnvelope
 
@@ -99,7 +99,7 @@ class SqlUnitOfWork(UnitOfWork):
             if self._conn.in_transaction():
                 await self._conn.rollback()
             elif self._committed:
-                await mark_clean(self._conn)  # committed, and nothing ran after
+                mark_clean(self._conn)  # committed, and nothing ran after
         finally:
             try:
                 await self._conn.close()
@@ -158,7 +158,7 @@ class SqlUnitOfWork(UnitOfWork):
         batch.insert_command(record.row("completed"))
         created_at = naive_utc(datetime.now(UTC))
         for envelope in envelopes:
-            batch.insert_event(_event_row(envelope), outbox_row(
+            batch.insert_event(event_row(envelope), outbox_row(
                 replace(envelope, position=POSITION_PLACEHOLDER), self._topic, created_at))
         await batch.execute(self.connection)
 
@@ -174,20 +174,13 @@ class SqlUnitOfWork(UnitOfWork):
         stored: list[EventEnvelope] = []
         for envelope in envelopes:
             cursor = await sqlite_writes.execute(self.connection, _INSERT_EVENT,
-                                                 _event_row(envelope))
+                                                 event_row(envelope))
             stored.append(replace(envelope, position=cursor.lastrowid))
         if stored:
             now = naive_utc(datetime.now(UTC))
             await sqlite_writes.execute(
                 self.connection, _INSERT_OUTBOX, [outbox_row(e, self._topic, now) for e in stored])
 
-
-def _event_row(envelope: EventEnvelope) -> dict:
-    return dict(event_id=envelope.event_id, aggregate_type=envelope.aggregate_type,
-                aggregate_id=envelope.aggregate_id, version=envelope.version,
-                event_type=envelope.event_type, schema_version=envelope.schema_version,
-                payload=json.dumps(envelope.payload), occurred_at=naive_utc(envelope.occurred_at),
-                command_id=envelope.command_id)
 
 
 # Built once: building a statement per call (and its cache key) was a quarter of a command's CPU.

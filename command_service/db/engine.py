@@ -63,13 +63,19 @@ def create_engine(settings: Settings) -> AsyncEngine:
 CLEAN = "cqrs_clean_after_commit"
 
 
-async def mark_clean(conn: AsyncConnection) -> None:
+def pooled(conn: AsyncConnection):
+    """The pool's connection `conn` holds (its `driver_connection` is the driver's). Not
+    `await conn.get_raw_connection()`: a greenlet switch for an attribute read, on every
+    statement of the write path (1.4% of a deposit's CPU)."""
+    return conn.sync_connection.connection
+
+
+def mark_clean(conn: AsyncConnection) -> None:
     """Say that `conn` committed and ran nothing after (no transaction open: a statement
     after COMMIT begins one), just before it returns to the pool: the pool then sends no
     ROLLBACK for it (one round trip less per command)."""
     assert not conn.in_transaction(), "a connection with a transaction open is not clean"
-    fairy = await conn.get_raw_connection()
-    fairy.info[CLEAN] = True
+    pooled(conn).info[CLEAN] = True
 
 
 def _bounded_connect(url, timeout_s: float, timeout: int):

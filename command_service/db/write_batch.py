@@ -33,6 +33,7 @@ from asyncmy.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from command_service.db.engine import pooled
 from command_service.db.errors import ConcurrentUpdateError
 from command_service.db.repository import StateWrite
 from command_service.db.tables import commands, events, outbox
@@ -75,9 +76,6 @@ class MysqlWriteBatch:
         self._statements: list[str] = []
         self._params: dict[str, object] = {}
         self._must_match: list[tuple[int, StateWrite]] = []  # statement index, its check
-
-    def __len__(self) -> int:
-        return len(self._statements)
 
     def _bind(self, values: dict) -> dict[str, str]:
         """Each value under a name of its own in the batch: column -> `%(name)s`."""
@@ -130,8 +128,7 @@ class MysqlWriteBatch:
         if not self._statements:
             return
         sql = ";\n".join(self._statements)
-        # Not `await conn.get_raw_connection()`: a greenlet switch for an attribute read.
-        driver = conn.sync_connection.connection.driver_connection
+        driver = pooled(conn).driver_connection
         cursor = driver.cursor()
         checks = dict(self._must_match)
         in_sync = False
