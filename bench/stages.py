@@ -143,8 +143,8 @@ def breakdown(before: dict[str, Histogram], after: dict[str, Histogram],
     def less(a: float | None, *b: float | None) -> float | None:
         return None if a is None or None in b else round(a - sum(b), 1)
 
-    request_to_visible = less(lag_mean_ms, -(latency_mean_ms or 0.0)) \
-        if latency_mean_ms is not None else None
+    request_to_visible = None if lag_mean_ms is None or latency_mean_ms is None \
+        else round(lag_mean_ms + latency_mean_ms, 1)
     stages = {
         COMMAND: {"mean_ms": less(started_to_written["mean_ms"], claim["mean_ms"],
                                   send_fetch["mean_ms"], written["mean_ms"]),

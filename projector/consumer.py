@@ -61,7 +61,6 @@ PRODUCE_TO_FETCH = Histogram("cqrs_projector_produce_to_fetch_seconds",
 FETCH_TO_WRITTEN = Histogram("cqrs_projector_fetch_to_written_seconds",
                              "Time from fetching an event to its views being written",
                              buckets=STAGE_BUCKETS)
-_CREATE_TIME = 0  # a record's timestamp type: set by the producer (1 would be the broker's)
 
 
 
@@ -133,17 +132,11 @@ class Projector(ConsumerRebalanceListener):
                             exc.__class__.__name__)
             self.health.settled(self._held)
 
-    def _decode(self, batch: dict[TopicPartition, list],
-                fetched_at: float | None = None) -> list[Delivered]:
+    def _decode(self, batch: dict[TopicPartition, list]) -> list[Delivered]:
         """The batch's readable events; the rest waits in `_undecodable` and `_unreadable`
-        until `project` has parked it (durably, before the batch's offsets are committed).
-        `fetched_at`: when getmany returned it (time.time(), now when not given)."""
-        fetched_at = time.time() if fetched_at is None else fetched_at
-        observe_all(PRODUCE_TO_FETCH, [
-            max(0.0, fetched_at - message.timestamp / 1000) for messages in batch.values()
-            for message in messages if message.timestamp_type == _CREATE_TIME
-            and message.timestamp > 0])
-        decoded = decode_batch(batch, self._reader, fetched_at)
+        until `project` has parked it (durably, before the batch's offsets are committed)."""
+        decoded = decode_batch(batch, self._reader, time.time())
+        observe_all(PRODUCE_TO_FETCH, decoded.produce_to_fetch)
         self._undecodable += decoded.undecodable
         self._unreadable += decoded.unreadable
         EVENTS.labels("undecodable").inc(len(decoded.undecodable))
@@ -208,7 +201,7 @@ class Projector(ConsumerRebalanceListener):
         parking = list(self._unreadable) + [(p, EARLIER_PARKED) for p in to_park]
         by_event = {id(p.event): p for p in to_plan}
         observe_all(FETCH_TO_WRITTEN, [written - by_event[id(e)].fetched_at
-                                       for e in plan.applied if by_event[id(e)].fetched_at])
+                                       for e in plan.applied])
         parking += [(by_event[id(event)], reason) for event, reason in
                     self._judge.judge(plan, [p.event for p in to_plan])]
         if parking:

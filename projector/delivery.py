@@ -26,8 +26,7 @@ class Delivered:
     __slots__ = ("event", "partition", "offset", "headers", "raw", "fetched_at")
 
     def __init__(self, event: EventEnvelope, partition: TopicPartition, offset: int,
-                 headers: dict[str, str] | None = None, raw: str | None = None,
-                 fetched_at: float = 0.0) -> None:
+                 headers: dict[str, str], fetched_at: float, raw: str | None = None) -> None:
         self.event, self.partition, self.offset = event, partition, offset
         self.headers = headers or {}
         self.raw = raw  # the message value as sent, kept for an event parked as unreadable
@@ -51,13 +50,22 @@ class DecodedBatch:
     readable: list[Delivered] = field(default_factory=list)
     unreadable: list[tuple[Delivered, str]] = field(default_factory=list)  # with the reason
     undecodable: list[tuple[TopicPartition, object, str]] = field(default_factory=list)
+    # Seconds from each record's CreateTime (the relay's producer) to its fetch.
+    produce_to_fetch: list[float] = field(default_factory=list)
+
+
+_CREATE_TIME = 0  # a record's timestamp type: set by the producer (1 would be the broker's)
 
 
 def decode_batch(batch: dict[TopicPartition, list], reader: EventReader,
-                 fetched_at: float = 0.0) -> DecodedBatch:
+                 fetched_at: float) -> DecodedBatch:
+    """`fetched_at`: when getmany returned the batch (time.time())."""
     decoded = DecodedBatch()
     for partition, messages in batch.items():
         for message in messages:
+            if message.timestamp_type == _CREATE_TIME and message.timestamp > 0:
+                decoded.produce_to_fetch.append(
+                    max(0.0, fetched_at - message.timestamp / 1000))
             try:
                 event = EventEnvelope.from_json(message.value)
             except UndecodableEvent as exc:
@@ -67,12 +75,13 @@ def decode_batch(batch: dict[TopicPartition, list], reader: EventReader,
             headers = {k: v.decode(errors="replace") for k, v in message.headers or ()}
             try:
                 delivered = Delivered(reader.read(event), partition, message.offset, headers,
-                                      fetched_at=fetched_at)
+                                      fetched_at)
             except UnreadableEvent as exc:
                 raw = message.value.decode() if isinstance(message.value, bytes) \
                     else message.value
                 decoded.unreadable.append((Delivered(event, partition, message.offset, headers,
-                                                     raw), f"{exc}; {AFTER_THE_UPGRADE}"))
+                                                     fetched_at, raw),
+                                           f"{exc}; {AFTER_THE_UPGRADE}"))
                 continue
             decoded.readable.append(delivered)
     return decoded

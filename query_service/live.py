@@ -25,10 +25,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import orjson
 from prometheus_client import Counter, Gauge
 
 from query_service import views
+from shared.http import json_bytes
 from shared.readmodel import ACCOUNTS, CUSTOMERS, ViewDatabase
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ CUSTOMER = ViewKind(CUSTOMERS, {"version": 1, "accounts.version": 1}, customer_r
 
 def event_data(kind: ViewKind, doc: dict) -> bytes:
     """The view's JSON exactly as its GET answers it (shared/http.py's `json_response`)."""
-    return orjson.dumps(kind.render(doc))
+    return json_bytes(kind.render(doc))
 
 
 class Subscriber:

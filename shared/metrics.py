@@ -72,6 +72,16 @@ def observe_all(histogram: Histogram, values: Iterable[float]) -> None:
             histogram._buckets[index].inc(count)
 
 
+def observe_n(histogram: Histogram, value: float, n: int) -> None:
+    """`histogram.observe(value)` `n` times, as one increment of its bucket (a batch's rows
+    that all waited the same time)."""
+    histogram._raise_if_not_observable()
+    if n <= 0:
+        return
+    histogram._sum.inc(value * n)
+    histogram._buckets[bisect_left(histogram._upper_bounds, value)].inc(n)
+
+
 def process_exited(path: str, pid: int) -> None:
     """Forget the gauges of an exited worker whose mode counts only live processes
     (`livesum`, `livemax`, ...): streams it held open are no longer open. Its counters stay."""

@@ -32,7 +32,7 @@ from command_service.db.tables import outbox, utc_now
 from command_service.outbox.lease import LeaderLease
 from command_service.outbox.refusals import RefusedKeys, is_record_refusal, needs_lone_resend
 from command_service.outbox.rows import OutboxRow, acknowledged_ids, id_in, kafka_headers
-from shared.metrics import STAGE_BUCKETS, observe_all
+from shared.metrics import STAGE_BUCKETS, observe_all, observe_n
 from shared.observability import LOG_CONTEXT, bind
 from shared.tracing import child_traceparent
 from shared.tracing import enabled as tracing_enabled
@@ -237,7 +237,7 @@ class OutboxRelay:
 
     async def _settle(self, rows: list[OutboxRow], acks: list[asyncio.Future],
                       failed_keys: set[str], suspects: list[OutboxRow],
-                      claimed: float | None = None) -> int:
+                      claimed: float) -> int:
         """Wait for every acknowledgement of a batch, then mark the acknowledged rows sent;
         rows refused with their batch are added to `suspects`. `claimed`: when the batch's
         claim query returned (perf_counter)."""
@@ -256,8 +256,8 @@ class OutboxRelay:
                 if failed or log.isEnabledFor(logging.DEBUG):
                     _log_publish(row, result)
         PUBLISH_SECONDS.observe(acked - started)
-        if claimed is not None:  # every row of the batch waited for the batch's last ack
-            observe_all(CLAIM_TO_ACK, [acked - claimed] * len(rows))
+        # Every row of the batch waited for the batch's last ack.
+        observe_n(CLAIM_TO_ACK, acked - claimed, len(rows))
         BATCH_SIZE.observe(len(rows))
         PUBLISHED.inc(len(sent))
         PUBLISH_FAILURES.inc(len(rows) - len(sent))

@@ -6,6 +6,7 @@ process's ViewWatcher (query_service/live.py) finds."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 from uuid import UUID
@@ -74,12 +75,8 @@ async def live_updates(app: FastAPI, config: Settings):
 async def account_stream(request: Request, account_id: UUID, db: Db,
                          consistency: ConsistencyDep, reader: Reader,
                          last_event_id: LastEventId = None) -> EventStreamResponse:
-    release = request.app.state.stream_slots.acquire(reader)
-    try:
-        doc = await visible_account(db, account_id, consistency, reader)
-    except BaseException:
-        release()
-        raise
+    doc, release = await _first_view(request, reader, lambda: visible_account(
+        db, account_id, consistency, reader))
     return _stream(request, ACCOUNT, doc, last_event_id, release)
 
 
@@ -91,13 +88,20 @@ async def account_stream(request: Request, account_id: UUID, db: Db,
 async def customer_stream(request: Request, customer_id: UUID, db: Db,
                           consistency: ConsistencyDep, reader: Reader,
                           last_event_id: LastEventId = None) -> EventStreamResponse:
+    doc, release = await _first_view(request, reader, lambda: visible_customer(
+        db, customer_id, consistency, reader))
+    return _stream(request, CUSTOMER, doc, last_event_id, release)
+
+
+async def _first_view(request: Request, reader, read: Callable[[], Awaitable[dict]]):
+    """A stream's slot (429 past the subject's cap, before any read), then its first view
+    as the GET answers it; the slot is given back if that read fails (404, 503, 403)."""
     release = request.app.state.stream_slots.acquire(reader)
     try:
-        doc = await visible_customer(db, customer_id, consistency, reader)
+        return await read(), release
     except BaseException:
         release()
         raise
-    return _stream(request, CUSTOMER, doc, last_event_id, release)
 
 
 def _stream(request: Request, kind: ViewKind, doc: dict, last_event_id: int | None,

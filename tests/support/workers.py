@@ -90,6 +90,13 @@ def post_json(conn: http.client.HTTPConnection, path: str, body: dict,
     return conn.getresponse()
 
 
+def series(metrics: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample called `name`, with its labels: a per-process gauge would show one per
+    worker, each labelled with its pid."""
+    return [(s.labels, s.value) for family in text_string_to_metric_families(metrics)
+            for s in family.samples if s.name == name]
+
+
 def sample(metrics: str, name: str, **labels: str) -> float:
     """The sum of the samples called `name` whose labels include `labels` (0 when none)."""
     return sum(s.value for family in text_string_to_metric_families(metrics)

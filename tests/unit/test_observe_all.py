@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from shared.metrics import STAGE_BUCKETS, observe_all
+from shared.metrics import STAGE_BUCKETS, observe_all, observe_n
 
 
 def _samples(histogram: Histogram) -> dict[tuple[str, str], float]:
@@ -33,3 +33,16 @@ def test_a_labelled_histogram_is_observed_through_its_child_only():
     parent = Histogram("two_seconds", "x", ["stage"], registry=CollectorRegistry())
     with pytest.raises(ValueError):
         observe_all(parent, [0.1])
+
+
+def test_observing_one_value_n_times_counts_what_observing_it_n_times_counts():
+    one_by_one = Histogram("three_seconds", "x", buckets=STAGE_BUCKETS,
+                           registry=CollectorRegistry())
+    batched = Histogram("three_seconds", "x", buckets=STAGE_BUCKETS,
+                        registry=CollectorRegistry())
+    for value, n in ((0.02, 500), (0.0501, 3), (1e6, 1)):
+        for _ in range(n):
+            one_by_one.observe(value)
+        observe_n(batched, value, n)
+    observe_n(batched, 0.3, 0)  # no rows changes nothing
+    assert _samples(batched) == pytest.approx(_samples(one_by_one))
