@@ -173,6 +173,14 @@ async def find_lasting_drift(engine: AsyncEngine, views: ViewDatabase,
     first = await find_drift(engine, views, scope)
     if not first or settle_s <= 0:
         return first
+    return await still_there(engine, views, first, settle_s, scope)
+
+
+async def still_there(engine: AsyncEngine, views: ViewDatabase, first: list[Drift],
+                      settle_s: float, scope: Scope) -> list[Drift]:
+    """The differences of `first` (found within `scope`) still there, unchanged, `settle_s`
+    later: the second look covers only their customers, or all of `scope` when a difference
+    names none."""
     await asyncio.sleep(settle_s)
     seen = {(d.view, d.doc_id, d.field): repr(d.actual) for d in first}
     owners = {d.customer_id for d in first}

@@ -14,7 +14,6 @@ alert on it, stay up until someone repairs them), or are repaired at once with `
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from operations.drift import Drift
 from operations.repair import repair
 from operations.scope import Scope
-from operations.verify import check_scope
+from operations.verify import check_scope, still_there
 from operations.watch_feed import ChangeFeed
 from shared.readmodel import ACCOUNTS, CUSTOMERS, HISTORY, ViewDatabase
 
@@ -64,9 +63,6 @@ def behind_customers(drift: list[Drift]) -> set[str]:
             and f"{d.doc_id}|{d.expected}" in missing}
 
 
-def _key(d: Drift) -> tuple:
-    return d.view, d.doc_id, d.field, repr(d.actual)
-
 
 class Watcher:
     def __init__(self, engine: AsyncEngine, views: ViewDatabase, feed: ChangeFeed,
@@ -88,11 +84,8 @@ class Watcher:
             behind |= behind_customers(drift)
             suspects += [d for d in drift if d.customer_id not in behind]
         if suspects:  # a second look, at only these customers, after the settle time
-            await asyncio.sleep(self._settle_s)
-            first = {_key(d) for d in suspects}
-            again, _ = await check_scope(self._engine, self._views, Scope.of(
-                {d.customer_id for d in suspects if d.customer_id is not None}))
-            report.drift = [d for d in again if _key(d) in first]
+            report.drift = await still_there(self._engine, self._views, suspects,
+                                             self._settle_s, Scope.of(customers))
         drifting = {d.customer_id for d in report.drift}
         if self._repair and drifting:
             report.repaired = await repair(self._engine, self._views, drifting)
@@ -100,8 +93,12 @@ class Watcher:
             drifting = {d.customer_id for d in report.drift}
         report.checked = sum(n for c, n in sizes.items() if c not in behind)
         report.behind = sum(n for c, n in sizes.items() if c in behind)
-        await self._feed.set_rechecks({c: "behind" if c in behind else
-                                       "drift" if c in drifting else None for c in sizes})
+        reasons = {c: "behind" if c in behind else "drift" if c in drifting else None
+                   for c in sizes}
+        # A reason to forget is written only for a customer that had one: no delete per
+        # clean customer of every pass.
+        await self._feed.set_rechecks({c: r for c, r in reasons.items()
+                                       if r is not None or c in earlier})
         await self._feed.advance(up_to)
         self._publish(report)
         return report

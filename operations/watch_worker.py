@@ -8,8 +8,7 @@ import asyncio
 import contextlib
 import logging
 
-from command_service.db.engine import create_engine
-from command_service.event_log import last_position
+from command_service.db.engine import create_engine, ping
 from operations.watch import Watcher
 from operations.watch_feed import ChangeFeed
 from shared.config import Settings
@@ -28,9 +27,6 @@ async def serve_verify_watch(settings: Settings, host: str, port: int,
 
     async def read_store_answers() -> None:
         await db.command("ping")
-
-    async def database_answers() -> None:
-        await last_position(engine)
 
     async def start() -> Watcher:
         feed = ChangeFeed(engine, db)
@@ -56,7 +52,8 @@ async def serve_verify_watch(settings: Settings, host: str, port: int,
         await client.close()
         await engine.dispose()
 
-    await run_worker("verify", {"database": database_answers, "read_store": read_store_answers},
+    await run_worker("verify", {"database": lambda: ping(engine),
+                                "read_store": read_store_answers},
                      host, port, stop, start=start, work=work, close=close)
 
 
