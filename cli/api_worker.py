@@ -58,7 +58,7 @@ async def _stop_when_orphaned(stop: asyncio.Event, parent_pid: int) -> None:
 
 def main() -> None:
     factory, fd, parent_pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    from cli.main import api_settings_or_exit
+    from cli.settings import api_settings_or_exit
 
     try:
         settings = api_settings_or_exit()  # also sets up logging as the parent's

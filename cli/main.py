@@ -6,16 +6,14 @@ import asyncio
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from shared.config import Settings, SettingsError, load_settings
-from shared.observability import configure_logging
+from cli.settings import api_settings_or_exit, err, settings_or_exit
+from shared.config import Settings, SettingsError
 
 # Rich's pretty tracebacks (with every frame's locals) are off: a failure is one line
 # (cli/failures.py), and `--debug` shows Python's own traceback.
 app = typer.Typer(help="CQRS bank accounts: command and query services, outbox relay, projector.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-err = Console(stderr=True, soft_wrap=True)  # one error, one line
 
 Host = Annotated[str, typer.Option(help="interface to bind")]
 OPS_PORT_HELP = "ops HTTP port (/healthz /readyz /metrics); 0 = any free port"
@@ -30,32 +28,6 @@ def options(debug: Annotated[bool, typer.Option(
     show_tracebacks(debug)
 
 
-def settings_or_exit() -> Settings:
-    """A bad or missing setting stops the process with one line naming it. Started from the
-    folder of a running `make dev`, a command finds that stack (cli/dev_settings.py); what the
-    environment sets still wins."""
-    from cli import dev_settings
-
-    try:
-        settings = load_settings(env_file=dev_settings.present())
-    except SettingsError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
-
-
-def api_settings_or_exit() -> Settings:
-    """An HTTP service also refuses to start with authentication on and no usable key."""
-    from shared.auth.keys import check_auth_settings
-
-    settings = settings_or_exit()
-    try:
-        check_auth_settings(settings)
-    except SettingsError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    return settings
 
 
 def exit_unless_reachable(settings: Settings, needed: list[str]) -> None:
