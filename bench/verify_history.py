@@ -26,11 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from command_service import outbox_envelope
 from command_service.db.tables import accounts, customers, events, naive_utc
 from command_service.domain.events import AccountOpened, CustomerRegistered, DomainEvent
-from command_service.event_log import as_read, read_events
+from command_service.event_log import as_read
 from command_service.outbox_envelope import envelope_of
+from operations.rebuild import replay
 from projector.planner import plan_batch
 from projector.projections import Doc
-from projector.store import ReadStore, project_with_retries
+from projector.store import ReadStore
 from shared.envelope import EventEnvelope
 from shared.readmodel import (
     ACCOUNTS,
@@ -205,17 +206,8 @@ async def build_history(engine: AsyncEngine, db: AsyncDatabase,
 
 
 async def project_log(engine: AsyncEngine, db: AsyncDatabase, after: int) -> int:
-    """The projector's own way, for the events that are measured: each batch of the log
-    after `after` loaded, planned and written by its store (projector/store.py), as the
-    live projector and `rebuild` do. Returns the number of events projected."""
-    store = ReadStore(ViewDatabase(db))
-    held: list[EventEnvelope] = []
-    seen = 0
-    async for batch in read_events(engine, after_position=after):
-        plan = await project_with_retries(store, held + batch)
-        if plan.failed:
-            raise ValueError(f"{len(plan.failed)} event(s) failed to project")
-        held, seen = plan.held, seen + len(batch)
-    if held:
-        raise ValueError(f"{len(held)} event(s) wait for versions missing from the log")
+    """The projector's own way, for the events that are measured: the log after `after`
+    replayed as `rebuild` replays it (operations/rebuild.py), each batch loaded, planned and
+    written by the projector's store. Returns the number of events projected."""
+    seen, _ = await replay(engine, ReadStore(ViewDatabase(db)), after)
     return seen

@@ -62,7 +62,7 @@ class RebuildReport:
 Progress = Callable[[int], None]  # called with the number of events just projected
 
 
-async def _replay(engine: AsyncEngine, store: ReadStore, after: int,
+async def replay(engine: AsyncEngine, store: ReadStore, after: int,
                   progress: Progress | None = None) -> tuple[int, int]:
     """Project every event above `after`, up to the last one stored when it starts (a pass
     under a write load faster than the rebuild would never end); returns (events projected,
@@ -99,9 +99,9 @@ async def rebuild(engine: AsyncEngine, db: AsyncDatabase, progress: Progress | N
     if on_total:
         on_total(await count_events(engine))
     try:
-        total, last = await _replay(engine, store, 0, progress)
+        total, last = await replay(engine, store, 0, progress)
         for _ in range(10):  # catch up with what was written meanwhile
-            _, last = await _replay(engine, store, max(0, last - CATCH_UP_OVERLAP))
+            _, last = await replay(engine, store, max(0, last - CATCH_UP_OVERLAP))
             if await last_position(engine) - last < CATCH_UP_OVERLAP:
                 break
     except (RebuildIncomplete, UnreadableEvent):  # nothing switched: leave nothing behind
@@ -114,7 +114,7 @@ async def rebuild(engine: AsyncEngine, db: AsyncDatabase, progress: Progress | N
     await switch_views(db, switched)
     await asyncio.sleep(SETTLE_S)
 
-    await _replay(engine, ReadStore(ViewDatabase(db)), max(0, last - CATCH_UP_OVERLAP))
+    await replay(engine, ReadStore(ViewDatabase(db)), max(0, last - CATCH_UP_OVERLAP))
 
     for view in VIEWS:
         await db.drop_collection(old[view])
