@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -93,28 +94,22 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def app_from_env() -> FastAPI:
-    """For uvicorn's own worker processes, which import the app by name."""
-    return create_app(load_settings())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bare_api")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1,
-                        help="uvicorn worker processes: as many as the command service has")
+                        help="worker processes: as many as the command service has")
     args = parser.parse_args()
+    # Exactly how bench.service serves the command service: one process, or the workers of
+    # `command-api --workers N` (shared/supervisor.py), so the two differ only in the app.
     if args.workers == 1:
-        # One process: exactly how bench.service serves the command service.
         from shared.worker import run, serve_app
 
-        run(serve_app(app_from_env(), "127.0.0.1", args.port))
+        run(serve_app(create_app(load_settings()), "127.0.0.1", args.port))
         return
-    import uvicorn
+    from shared.supervisor import serve_workers
 
-    uvicorn.run("bench.bare_api:app_from_env", factory=True, host="127.0.0.1", port=args.port,
-                workers=args.workers, loop="uvloop", log_level="warning", access_log=False,
-                timeout_keep_alive=5)
+    sys.exit(serve_workers("bench.bare_api:create_app", "127.0.0.1", args.port, args.workers))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def main() -> None:
     if args.workers > 1 and args.role in FACTORIES:
         from shared.supervisor import serve_workers
 
-        sys.exit(serve_workers([sys.executable, "-m", "cli.api_worker", FACTORIES[args.role]],
+        sys.exit(serve_workers(FACTORIES[args.role],
                                "127.0.0.1", args.port, args.workers))
     run(serve(args.role, args.port))  # as the shipped processes run (cli/main.py)
 

@@ -82,7 +82,6 @@ def _serve(factory: str, settings: Settings, host: str, port: int,
            workers: int | None) -> None:
     """One process serving the app (the default), or `workers` processes sharing the port
     under this one (shared/supervisor.py)."""
-    import sys
 
     from cli.api_worker import load_factory
     from shared.supervisor import serve_workers
@@ -94,7 +93,7 @@ def _serve(factory: str, settings: Settings, host: str, port: int,
         if api is not None:
             run(serve_app(api, host, port))
             return
-        code = serve_workers([sys.executable, "-m", "cli.api_worker", factory], host, port,
+        code = serve_workers(factory, host, port,
                              count)
     except (OSError, SystemExit, RuntimeError) as exc:  # could not bind, or start failed
         err.print(f"[red]cannot serve on {host}:{port}:[/red] {exc}", highlight=False)

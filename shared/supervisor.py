@@ -30,6 +30,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -48,10 +49,12 @@ def bind(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=2048)
 
 
-def serve_workers(worker_argv: list[str], host: str, port: int, count: int) -> int:
-    """Serve `host:port` with `count` processes running `worker_argv` until SIGTERM/SIGINT; the
-    exit code of the service. Each worker's command line ends with the listening socket's file
-    descriptor and this process's id (cli/api_worker.py)."""
+def serve_workers(factory: str, host: str, port: int, count: int) -> int:
+    """Serve `host:port` with `count` processes serving the app `factory` ("module:function"
+    taking the settings) until SIGTERM/SIGINT; the exit code of the service. Each worker's
+    command line ends with the listening socket's file descriptor and this process's id
+    (cli/api_worker.py)."""
+    worker_argv = [sys.executable, "-m", "cli.api_worker", factory]
     with bind(host, port) as sock, multiprocess_dir() as metrics_dir:
         log.info("serving http://%s:%d with %d workers", host, sock.getsockname()[1], count)
         return Supervisor(worker_argv, sock, count, metrics_dir).run()

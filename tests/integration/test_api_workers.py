@@ -16,7 +16,6 @@ import pytest
 
 from command_service.db.migrate import upgrade_to_head
 from shared.config import Settings
-from shared.supervisor import STARTUP_FAILURE
 from tests.stack import TEST_JWT_SECRET, admin_headers
 from tests.support.processes import Process
 from tests.support.workers import (
@@ -148,9 +147,11 @@ async def test_workers_stop_by_themselves_when_their_parent_is_killed(command_se
 
 def test_a_worker_that_cannot_start_its_app_stops_the_service_with_exit_1():
     """Every replacement would fail the same way: the supervisor gives up instead of looping."""
-    never_starts = [sys.executable, "-c", f"import sys; sys.exit({STARTUP_FAILURE})"]
+    never_starts = "tests.no_such_module:create_app"  # each worker exits STARTUP_FAILURE
     service = subprocess.run([sys.executable, "-c", (
         "import sys; from shared.supervisor import serve_workers; "
         f"sys.exit(serve_workers({never_starts!r}, '127.0.0.1', 0, 2))")],
-        capture_output=True, text=True, timeout=60)
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "CQRS_AUTH_DISABLED": "true"})
     assert service.returncode == 1, service.stderr
+    assert "No module named 'tests.no_such_module'" in service.stderr, service.stderr
