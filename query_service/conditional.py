@@ -11,6 +11,7 @@ and still shows what the client has.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request, Response
@@ -56,12 +57,14 @@ class Conditional:
     def __init__(self, if_none_match: str | None) -> None:
         self.if_none_match = if_none_match
 
-    def answer(self, content: dict, etag: str) -> Response:
+    def answer(self, etag: str, render: Callable[[], dict]) -> Response:
+        """The view `render` makes, with its ETag; or 304, without rendering it (a client
+        that revalidates in a loop costs the read, not the page)."""
         headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
         if none_match(self.if_none_match, etag):
             # A 304 carries the headers the 200 would have (RFC 9110 section 15.4.5).
             return Response(status_code=304, headers=headers)
-        response = json_response(content)
+        response = json_response(render())
         response.headers.update(headers)
         return response
 

@@ -74,8 +74,8 @@ async def every_account(
         .hint(every_account_index(status, currency, type)).limit(limit + 1).to_list()
     page, next_cursor = docs[:limit], newest_first_cursor(docs, limit, "opened_at")
     return conditional.answer(
-        {"items": [views.account_view(d) for d in page], "next_cursor": next_cursor},
-        etags.versioned_page_etag("accounts", page, next_cursor))
+        etags.versioned_page_etag("accounts", page, next_cursor),
+        lambda: {"items": [views.account_view(d) for d in page], "next_cursor": next_cursor})
 
 
 async def _holds_token_accounts(db: Db, consistency: Consistency) -> None:
@@ -101,7 +101,7 @@ async def _holds_token_accounts(db: Db, consistency: Consistency) -> None:
 async def account(account_id: UUID, db: Db, consistency: ConsistencyDep,
                   reader: Reader, conditional: ConditionalDep) -> Response:
     doc = await visible_account(db, account_id, consistency, reader)
-    return conditional.answer(views.account_view(doc), etags.account_etag(doc))
+    return conditional.answer(etags.account_etag(doc), lambda: views.account_view(doc))
 
 
 @router.get("/{account_id}/transactions", response_model=TransactionPage,
@@ -131,5 +131,5 @@ async def transactions(
         .limit(limit + 1).to_list()
     page, next_cursor = docs[:limit], below_cursor(docs, limit, "account_version")
     return conditional.answer(
-        {"items": [views.transaction_item(d) for d in page], "next_cursor": next_cursor},
-        etags.transactions_etag(page, next_cursor))
+        etags.transactions_etag(page, next_cursor),
+        lambda: {"items": [views.transaction_item(d) for d in page], "next_cursor": next_cursor})

@@ -110,8 +110,8 @@ async def search_customers(
     page = docs[:limit]
     next_cursor = encode_cursor({"after": page[-1]["_id"]}) if len(docs) > limit else None
     return conditional.answer(
-        {"items": [views.customer_item(d) for d in page], "next_cursor": next_cursor},
-        etags.versioned_page_etag("customers", page, next_cursor))
+        etags.versioned_page_etag("customers", page, next_cursor),
+        lambda: {"items": [views.customer_item(d) for d in page], "next_cursor": next_cursor})
 
 
 @router.get("/{customer_id}", response_model=Customer360, responses=VIEW_ERRORS,
@@ -119,7 +119,7 @@ async def search_customers(
 async def customer_360(customer_id: UUID, db: Db, consistency: ConsistencyDep,
                        reader: Reader, conditional: ConditionalDep) -> Response:
     doc = await visible_customer(db, customer_id, consistency, reader)
-    return conditional.answer(views.customer_360(doc), etags.customer_360_etag(doc))
+    return conditional.answer(etags.customer_360_etag(doc), lambda: views.customer_360(doc))
 
 
 @router.get("/{customer_id}/accounts", response_model=AccountList, responses=VIEW_ERRORS,
@@ -138,8 +138,8 @@ async def customer_accounts(
     wanted = {"status": status, "currency": currency, "type": type}
     entries = [entry for entry in doc["accounts"]
                if all(value is None or entry[name] == value for name, value in wanted.items())]
-    return conditional.answer({"items": [views.account_summary(a) for a in entries]},
-                              etags.account_list_etag(entries))
+    return conditional.answer(etags.account_list_etag(entries),
+                              lambda: {"items": [views.account_summary(a) for a in entries]})
 
 
 @router.get("/{customer_id}/transactions", response_model=TransactionPage,
@@ -172,8 +172,8 @@ async def customer_transactions(
         .hint(customer_transactions_index(kind, currency)).limit(limit + 1).to_list()
     page, next_cursor = docs[:limit], newest_first_cursor(docs, limit, "occurred_at")
     return conditional.answer(
-        {"items": [views.transaction_item(d) for d in page], "next_cursor": next_cursor},
-        etags.transactions_etag(page, next_cursor))
+        etags.transactions_etag(page, next_cursor),
+        lambda: {"items": [views.transaction_item(d) for d in page], "next_cursor": next_cursor})
 
 
 NEWEST_FIRST = [("occurred_at", -1), ("_id", -1)]
@@ -221,8 +221,8 @@ async def customer_stats(
         # Summed from the days as they are read: each day is exact under redelivery (its
         # `applied` versions), so their sum is too, with no second view to keep in step.
         return conditional.answer(
-            {"months": [views.monthly_figures(m) for m in _months(docs)]}, etag)
-    return conditional.answer({"days": [views.daily_figures(d) for d in docs]}, etag)
+            etag, lambda: {"months": [views.monthly_figures(m) for m in _months(docs)]})
+    return conditional.answer(etag, lambda: {"days": [views.daily_figures(d) for d in docs]})
 
 
 def _months(days: list[dict]) -> list[dict]:

@@ -62,5 +62,5 @@ async def _page(db: ViewDatabase, aggregate_id: str, limit: int, cursor: str | N
         .limit(limit + 1).to_list()
     page, next_cursor = docs[:limit], below_cursor(docs, limit, "version")
     return conditional.answer(
-        {"items": [views.history_item(d) for d in page], "next_cursor": next_cursor},
-        etags.history_etag(page, next_cursor))
+        etags.history_etag(page, next_cursor),
+        lambda: {"items": [views.history_item(d) for d in page], "next_cursor": next_cursor})

@@ -31,10 +31,13 @@ def test_if_none_match_does_not_name_the_tag(header):
 
 
 def test_a_match_is_304_with_the_headers_and_no_body_and_a_miss_is_the_view():
-    hit = Conditional(TAG).answer({"a": 1}, TAG)
+    def never() -> dict:
+        raise AssertionError("a 304 renders no view")
+
+    hit = Conditional(TAG).answer(TAG, never)
     assert hit.status_code == 304 and hit.body == b""
     assert hit.headers["etag"] == TAG and hit.headers["cache-control"] == "private, no-cache"
-    miss = Conditional('"else"').answer({"a": 1}, TAG)
+    miss = Conditional('"else"').answer(TAG, lambda: {"a": 1})
     assert miss.status_code == 200 and miss.body == b'{"a":1}'
     assert miss.headers["etag"] == TAG and miss.headers["cache-control"] == "private, no-cache"
 
