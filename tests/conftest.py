@@ -111,7 +111,7 @@ async def settings(database_url, broker, read_store):
         auth_jwt_secret=TEST_JWT_SECRET,
         # Some tests send 1,000 commands at once as one subject; test_auth.py checks the limit.
         rate_limit_burst=100_000,
-        # Tests poll views in tight loops as one subject; test_http_caching.py checks the limit.
+        # Tests poll views in tight loops as one subject; test_query_rate_limit.py checks the limit.
         rate_limit_query_burst=100_000,
     )
     yield settings

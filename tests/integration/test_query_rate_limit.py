@@ -19,11 +19,15 @@ def bearer(settings: Settings, subject: str, *scopes: str) -> dict[str, str]:
 
 
 async def test_queries_past_the_rate_limit_are_429_with_retry_after(settings):
+    # Commands as tightly limited: alice's command after her queries ran out must still be
+    # let in, which it would not be if the two services shared her bucket.
     limited = settings.model_copy(update={"rate_limit_queries_per_s": 0.5,
-                                          "rate_limit_query_burst": 5})
+                                          "rate_limit_query_burst": 5,
+                                          "rate_limit_commands_per_s": 0.5,
+                                          "rate_limit_burst": 5})
     async with Stack(limited) as stack:
         alice = bearer(settings, "alice")
-        # Any view counts, found or not: the limit is checked before the read store is asked.
+        # Any view counts, found or not.
         path = f"/v1/accounts/{uuid.uuid4()}"
         answers = [await stack.queries.get(path, headers=alice) for _ in range(5)]
         assert [a.status_code for a in answers] == [404] * 5
