@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     mongo_database: str = Field("cqrs_accounts", min_length=1, max_length=63,
                                 description="database holding the read models",
                                 pattern=r"^[^/\\. \"$]+$")
-    mongo_timeout_ms: int = Field(3000, ge=100, description="server selection / socket timeout")
+    mongo_timeout_ms: int = Field(
+        3000, ge=100, description="how long to wait for a read store that is down (server "
+        "selection); a busy one gets 3x this, at least 10 s, to answer")
 
     # Relay
     relay_batch_size: int = Field(500, ge=1, le=10_000, description="outbox rows per claim")

@@ -88,11 +88,16 @@ def every_account_index(status: str | None, currency: str | None, type: str | No
 
 
 def make_mongo_client(settings: Settings) -> AsyncMongoClient:
+    # The selection timeout is how long to wait for a store that is down. A busy store gets the
+    # longer socket timeout for connecting too: pymongo's heartbeat uses the connect timeout, and
+    # a heartbeat that times out interrupts every operation in flight (answered 503).
+    # tests/integration/test_busy_read_store.py.
+    answer_timeout_ms = max(settings.mongo_timeout_ms * 3, 10_000)
     return AsyncMongoClient(
         settings.mongo_url,
         serverSelectionTimeoutMS=settings.mongo_timeout_ms,
-        connectTimeoutMS=settings.mongo_timeout_ms,
-        socketTimeoutMS=max(settings.mongo_timeout_ms * 3, 10_000),
+        connectTimeoutMS=answer_timeout_ms,
+        socketTimeoutMS=answer_timeout_ms,
         tz_aware=True,
         uuidRepresentation="standard",
     )
