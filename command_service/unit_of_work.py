@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from command_service.db import sqlite_writes
+from command_service.db import mysql_driver, sqlite_writes
 from command_service.db.engine import mark_clean, write_lock
 from command_service.db.errors import ConcurrentUpdateError, unique_violation
 from command_service.db.repository import SqlAggregates, StateWrite
@@ -69,6 +69,7 @@ class SqlUnitOfWork(UnitOfWork):
         self._conn: AsyncConnection | None = None
         self._aggregates: SqlAggregates | None = None
         self._lock = None
+        self._on_sqlite = engine.dialect.name == "sqlite"
         # Whether COMMIT was sent: a connection lost after it leaves the outcome unknown, so the
         # command must not be run again (command_service/service.py).
         self.commit_sent = False
@@ -81,7 +82,9 @@ class SqlUnitOfWork(UnitOfWork):
         self._lock = lock  # only once held, so _release never frees another task's hold
         try:
             self._conn = await self._engine.connect()
-            await self._conn.begin()
+            if self._on_sqlite:
+                await self._conn.begin()  # BEGIN IMMEDIATE: the write lock (db/engine.py)
+            # MySQL: the first statement opens the server's transaction (db/mysql_driver.py).
         except BaseException:
             self._release()
             raise
@@ -100,6 +103,7 @@ class SqlUnitOfWork(UnitOfWork):
                 await self._conn.rollback()
             elif self._committed:
                 mark_clean(self._conn)  # committed, and nothing ran after
+            # MySQL, not committed: the pool rolls the server's transaction back on return.
         finally:
             try:
                 await self._conn.close()
@@ -134,7 +138,7 @@ class SqlUnitOfWork(UnitOfWork):
                      for aggregate in changed for e in aggregate.pending_events]
         writes = [self.aggregates.state_write(aggregate, now) for aggregate in changed]
         try:
-            if self._conn.dialect.name == "sqlite":
+            if self._on_sqlite:
                 await self._write_one_by_one(writes, record, envelopes)
             else:
                 await self._write_batch(writes, record, envelopes)
@@ -144,7 +148,10 @@ class SqlUnitOfWork(UnitOfWork):
                 raise
             raise race from exc
         self.commit_sent = True  # from here a lost connection leaves the outcome unknown
-        await self.connection.commit()
+        if self._conn.in_transaction():  # SQLite's, or a statement run through SQLAlchemy
+            await self._conn.commit()
+        else:
+            await mysql_driver.commit(self._conn)
         self._committed = True
         for aggregate in changed:
             aggregate.pending_events.clear()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from command_service.db import sqlite_writes
+from command_service.db import mysql_driver, sqlite_writes
 from command_service.db.errors import ConcurrentUpdateError
 from command_service.db.tables import accounts, customers, naive_utc
 from command_service.domain.model import (
@@ -31,9 +31,8 @@ class SqlAggregates(Aggregates):
         self._tracked: dict[int, tuple[Customer | Account, int | None]] = {}
 
     async def customer(self, customer_id: str, *, for_update: bool = False) -> Customer | None:
-        row = (await self._conn.execute(
-            _CUSTOMER_FOR_UPDATE if for_update else _CUSTOMER,
-            {"customer_id": customer_id})).mappings().first()
+        row = await self._first(_CUSTOMER_FOR_UPDATE if for_update else _CUSTOMER,
+                                {"customer_id": customer_id})
         if row is None:
             return None
         customer = Customer(customer_id=row["customer_id"], name=row["name"],
@@ -42,18 +41,17 @@ class SqlAggregates(Aggregates):
         return self._track(customer, customer.version)
 
     async def email_owner(self, email: str) -> str | None:
-        return await self._conn.scalar(_EMAIL_OWNER, {"email": email.lower()})
+        return await self._scalar(_EMAIL_OWNER, {"email": email.lower()})
 
     async def open_account_count(self, customer_id: str) -> int:
-        return await self._conn.scalar(_OPEN_ACCOUNTS, {"customer_id": customer_id})
+        return await self._scalar(_OPEN_ACCOUNTS, {"customer_id": customer_id})
 
     async def accounts_for_update(self, *account_ids: str) -> dict[str, Account]:
         """Lock the accounts' rows in one stable order (sorted ids), so two commands touching the
         same accounts in opposite roles queue up instead of deadlocking."""
         loaded: dict[str, Account] = {}
         for account_id in sorted(set(account_ids)):
-            row = (await self._conn.execute(
-                _ACCOUNT_FOR_UPDATE, {"account_id": account_id})).mappings().first()
+            row = await self._first(_ACCOUNT_FOR_UPDATE, {"account_id": account_id})
             if row is None:
                 continue
             account = Account(
@@ -67,10 +65,23 @@ class SqlAggregates(Aggregates):
         return loaded
 
     async def account_owner(self, account_id: str) -> str | None:
-        return await self._conn.scalar(_ACCOUNT_OWNER, {"account_id": account_id})
+        return await self._scalar(_ACCOUNT_OWNER, {"account_id": account_id})
 
     async def account_exists(self, account_id: str) -> bool:
         return await self.account_owner(account_id) is not None
+
+    async def _first(self, statement: sa.Select, values: dict) -> dict | None:
+        """The statement's first row. On MySQL straight through the driver, and the
+        transaction is the server's own (db/mysql_driver.py); on SQLite through SQLAlchemy,
+        whose BEGIN IMMEDIATE takes the write lock (db/engine.py)."""
+        if self._conn.dialect.name == "sqlite":
+            return (await self._conn.execute(statement, values)).mappings().first()
+        found = await mysql_driver.rows(self._conn, statement, values)
+        return found[0] if found else None
+
+    async def _scalar(self, statement: sa.Select, values: dict):
+        row = await self._first(statement, values)
+        return None if row is None else next(iter(row.values()))
 
     def add(self, aggregate: Customer | Account) -> None:
         self._track(aggregate, None)

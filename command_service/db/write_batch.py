@@ -15,7 +15,7 @@ roll everything back. A deposit is then three: lock, this batch, COMMIT.
 - **Checks.** An UPDATE guarded by the version it was loaded at must match one row; its
   result is read like any other, and a miss raises ConcurrentUpdateError before COMMIT.
 - **Errors.** The server stops at the first failing statement and reports it in that
-  statement's result; it is raised as SQLAlchemy would have wrapped it, so
+  statement's result; it is raised as SQLAlchemy would have wrapped it (mysql_driver.py), so
   `command_service/db/errors.py` reads it the same way. Anything else that interrupts the
   reading of the results (a lost connection, a cancelled request) leaves the connection
   mid-stream, so it is invalidated rather than returned to the pool.
@@ -30,9 +30,9 @@ from datetime import datetime
 
 import asyncmy.errors
 from asyncmy.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from command_service.db import mysql_driver
 from command_service.db.engine import pooled
 from command_service.db.errors import ConcurrentUpdateError
 from command_service.db.repository import StateWrite
@@ -41,7 +41,6 @@ from command_service.db.tables import commands, events, outbox
 # Spliced out of an outbox row's message and replaced by LAST_INSERT_ID() (see above). Far
 # beyond any position a table reaches, so the text cannot hold it by chance.
 POSITION_PLACEHOLDER = 8_765_432_101_234_567_890
-CLIENT_ERRORS_FROM = 2000  # MySQL's client error codes (CR_*) start here; the server's below
 
 # What the driver escapes in a string, and how (asyncmy's converters._escape_table). The
 # backslash first: each later replacement adds one.
@@ -144,12 +143,10 @@ class MysqlWriteBatch:
                         checks[index].check_matched(cursor.rowcount)
                 in_sync = not await cursor.nextset()
             except asyncmy.errors.Error as exc:
-                # A server's error (codes below 2000) ends the batch, and the connection is
-                # in step; a client's (2000 and up: the connection lost) is not.
-                code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-                in_sync = code is not None and code < CLIENT_ERRORS_FROM
-                raise DBAPIError.instance(sql, self._params, exc, asyncmy.errors.Error,
-                                          hide_parameters=True) from exc
+                # A server's error ends the batch, and the connection is in step; a client's
+                # (the connection lost) invalidates it and the pool's older ones.
+                in_sync = True  # either way, nothing left to do below
+                raise await mysql_driver.wrapped(conn, exc, sql, self._params) from exc
             except ConcurrentUpdateError:
                 # The rest of the batch ran; its results are read before the rollback.
                 while await cursor.nextset():
