@@ -24,8 +24,9 @@ The stages, and what measures each:
 
 p50 and p99 are read from the buckets by linear interpolation inside the bucket that holds
 the rank (as Prometheus' histogram_quantile does), so they are only as fine as the buckets
-(1-2-5 steps from 1 ms); means are exact (_sum / _count), and only means add up, so the
-derived stages and the dominant stage (the largest share of the mean) go by means.
+(shared/metrics.py STAGE_BUCKETS: 1-2-5 steps from 1 ms, finer from 20 to 500 ms); means are
+exact (_sum / _count), and only means add up, so the derived stages and the dominant stage
+(the largest share of the mean) go by means.
 
 Here too: whether a step of the rate search kept up, and which stage limited it.
 """
