@@ -31,7 +31,7 @@ from sqlalchemy.sql import Select
 
 from command_service.db.engine import pooled
 
-CLIENT_ERRORS_FROM = 2000  # MySQL's client error codes (CR_*) start here; the server's below
+CLIENT_ERRORS_FROM = 2000  # MySQL's client error codes (CR_*): 2000-2999
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,13 @@ class _Compiled:
                      for name, process in zip(self.names, self.processors, strict=True))
 
 
-# statement -> compiled; the statements are the module-level ones of repository.py.
-_COMPILED: dict[Select, _Compiled] = {}
+# (statement, dialect) -> compiled; the statements are the module-level ones of repository.py,
+# and each engine has one dialect, so this holds a handful of entries.
+_COMPILED: dict[tuple[Select, Dialect], _Compiled] = {}
 
 
 def _compiled(statement: Select, dialect: Dialect) -> _Compiled:
-    found = _COMPILED.get(statement)
+    found = _COMPILED.get((statement, dialect))
     if found is None:
         compiled = statement.compile(dialect=dialect)
         names = tuple(compiled.positiontup or ())
@@ -62,10 +63,13 @@ def _compiled(statement: Select, dialect: Dialect) -> _Compiled:
         columns = tuple(statement.selected_columns)
         if any(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns):
             raise ValueError(f"{statement} converts what it reads: run it through SQLAlchemy")
+        keys = tuple(c.key for c in columns)
+        if None in keys or len(set(keys)) != len(keys):
+            raise ValueError(f"{statement}: label every column it selects, each differently")
         constants = {name: bind.value for name, bind in compiled.binds.items()
                      if not bind.required}
-        found = _COMPILED[statement] = _Compiled(compiled.string, names, processors,
-                                                 tuple(c.key for c in columns), constants)
+        found = _COMPILED[(statement, dialect)] = _Compiled(compiled.string, names, processors,
+                                                            keys, constants)
     return found
 
 
@@ -79,6 +83,9 @@ async def rows(conn: AsyncConnection, statement: Select, values: dict) -> list[d
         found = await cursor.fetchall()
     except asyncmy.errors.Error as exc:
         raise await wrapped(conn, exc, compiled.sql, parameters) from exc
+    except BaseException:
+        await _abandoned(conn)
+        raise
     return [dict(zip(compiled.columns, row, strict=True)) for row in found]
 
 
@@ -88,20 +95,34 @@ async def commit(conn: AsyncConnection) -> None:
         await pooled(conn).driver_connection.commit()
     except asyncmy.errors.Error as exc:
         raise await wrapped(conn, exc, "COMMIT", ()) from exc
+    except BaseException:
+        await _abandoned(conn)
+        raise
 
 
-def is_server_error(exc: asyncmy.errors.Error) -> bool:
-    """The server refused a statement and the connection is in step (codes 1-1999); anything
-    else (2000 and up, or no code) is the client's: the connection lost or out of step."""
+async def _abandoned(conn: AsyncConnection) -> None:
+    """Interrupted mid-statement (a cancelled request): the server's answer may still be on
+    its way, and a later reader would take it for its own. The connection is dropped, as
+    SQLAlchemy's execution drops one on an exit exception."""
+    await conn.invalidate()
+
+
+def is_server_error(exc: asyncmy.errors.Error, dialect: Dialect) -> bool:
+    """The server refused a statement and the connection is in step. A disconnect as
+    SQLAlchemy's MySQL dialect knows them (2006, 2013, ... and a killed connection, 1927), or
+    any client error (2000-2999, or none at all: asyncmy's own), is not. Server errors also
+    use codes from 3000 up (a CHECK constraint: 3819 on MySQL, 4025 on MariaDB)."""
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-    return 0 < code < CLIENT_ERRORS_FROM
+    if code == 0 or CLIENT_ERRORS_FROM <= code < 3000:
+        return False
+    return not dialect.is_disconnect(exc, None, None)
 
 
 async def wrapped(conn: AsyncConnection, exc: asyncmy.errors.Error, sql: str,
                   parameters: object) -> DBAPIError:
     """`exc` as SQLAlchemy would have raised it; a client's error invalidates the connection
     and every older one of the pool first, as SQLAlchemy does on a disconnect."""
-    lost = not is_server_error(exc)
+    lost = not is_server_error(exc, conn.dialect)
     if lost:
         # The pool's own "everything opened before now is stale" (what SQLAlchemy's execution
         # calls on a disconnect; no public API does only this), then this connection.

@@ -154,7 +154,7 @@ _CUSTOMER = sa.select(customers).where(customers.c.customer_id == sa.bindparam("
 _CUSTOMER_FOR_UPDATE = _CUSTOMER.with_for_update()
 _EMAIL_OWNER = sa.select(customers.c.customer_id).where(
     customers.c.email_active == sa.bindparam("email"))
-_OPEN_ACCOUNTS = sa.select(sa.func.count()).select_from(accounts).where(
+_OPEN_ACCOUNTS = sa.select(sa.func.count().label("open_accounts")).select_from(accounts).where(
     accounts.c.customer_id == sa.bindparam("customer_id"), accounts.c.status != "closed")
 _ACCOUNT_FOR_UPDATE = sa.select(accounts).where(
     accounts.c.account_id == sa.bindparam("account_id")).with_for_update()

@@ -6,6 +6,7 @@ turns out dead before COMMIT, and never after."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -19,7 +20,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.mysql_trips import RoundTripCounter
 from command_service.db.engine import create_engine
-from command_service.db.errors import ConcurrentUpdateError, is_unavailable
+from command_service.db.errors import (
+    ConcurrentUpdateError,
+    is_connection_lost,
+    is_unavailable,
+    meaning,
+)
 from command_service.db.tables import accounts, commands, events, outbox
 from command_service.domain import commands as c
 from command_service.domain.model import AccountType
@@ -192,3 +198,53 @@ async def test_a_connection_lost_after_commit_is_not_run_again(wire, database_ur
     finally:
         await engine.dispose()
     assert (balance, deposits) == (10_300, 1)
+
+
+async def test_a_servers_refusal_in_the_batch_is_no_lost_connection(service, database_url):
+    """A constraint the server enforces (here the non-negative balance, MariaDB's error 4025,
+    a code past the client's range) fails the command as itself: not as a lost connection to
+    run once more, and the pool keeps its connections."""
+    if not database_url.startswith("mysql"):
+        pytest.skip("SQLite writes statement by statement, not in a batch")
+    first, _ = await _bank(service)
+    engine = service.engine
+    with pytest.raises(DBAPIError) as raised:
+        async with SqlUnitOfWork(engine, "events") as uow:
+            account = (await uow.aggregates.accounts_for_update(first))[first]
+            account.deposit(amount_minor=1, transaction_id="t", reference=None,
+                            now=datetime.now(UTC))
+            account.balance_minor = -5  # past the domain's own check, as a bug would be
+            await uow.commit(CommandRecord("below-zero", "Deposit", datetime.now(UTC)))
+    assert not raised.value.connection_invalidated
+    assert meaning(raised.value) is None and not is_connection_lost(raised.value)
+    invalidated_before = engine.sync_engine.pool._invalidate_time
+    result = await service.execute(_deposit(first, 100))  # the pool carries on
+    assert result.versions[first] == 2
+    assert engine.sync_engine.pool._invalidate_time == invalidated_before
+
+
+async def test_a_command_cancelled_mid_read_drops_its_connection(service, database_url, caplog):
+    """A request cancelled while its locking read waits (the client went away): the server's
+    answer may still come, so the connection is dropped, never rolled back and reused; the
+    next command gets a fresh one."""
+    if not database_url.startswith("mysql"):
+        pytest.skip("an SQLite call in the process cannot be left half-answered")
+    first, _ = await _bank(service)
+    engine = service.engine
+    async with engine.connect() as holder:  # holds the row lock the read will wait for
+        await holder.execute(sa.select(accounts.c.version).where(
+            accounts.c.account_id == first).with_for_update())
+
+        async def locking_read():
+            async with SqlUnitOfWork(engine, "events") as uow:
+                await uow.aggregates.accounts_for_update(first)
+
+        waiting = asyncio.create_task(locking_read())
+        await asyncio.sleep(0.3)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await holder.rollback()
+    assert not [r for r in caplog.records if "during reset" in r.getMessage()]
+    result = await service.execute(_deposit(first, 100))
+    assert result.versions[first] == 2
