@@ -30,6 +30,7 @@ class RoundTripCounter:
         # the trips are.
         self.requests: list[bytes] | None = None
         self._lose_answer_to: bytes | None = None
+        self._stop_answering_at: bytes | None = None
         self.host = "127.0.0.1"
         self.port = 0
 
@@ -43,6 +44,12 @@ class RoundTripCounter:
         and its answer is dropped and the connection closed: what a client sees when a server
         dies, or the network fails, right after doing what it was asked."""
         self._lose_answer_to = request
+
+    def stop_answering_at(self, request: bytes) -> None:
+        """The next request that starts with `request` reaches the server, and from then on
+        nothing the server says reaches the client, while the connection stays open: a server
+        (or a network) that hangs in the middle of a conversation."""
+        self._stop_answering_at = request
 
     async def __aexit__(self, *exc_info) -> None:
         assert self._server is not None
@@ -62,7 +69,7 @@ class RoundTripCounter:
             return
         # Whose turn it is on this connection: the server greets first, so a client's first
         # bytes (its login) answer the greeting and count like any other request.
-        state = {"client_turn": False, "lose_answer": False}
+        state = {"client_turn": False, "lose_answer": False, "silent": False}
 
         async def pump(reader, writer, from_client: bool) -> None:
             try:
@@ -76,6 +83,12 @@ class RoundTripCounter:
                         if self._lose_answer_to and data[5:].startswith(self._lose_answer_to):
                             self._lose_answer_to = None
                             state["lose_answer"] = True
+                        if self._stop_answering_at and \
+                                data[5:].startswith(self._stop_answering_at):
+                            self._stop_answering_at = None
+                            state["silent"] = True
+                    elif not from_client and state["silent"]:
+                        continue  # read and dropped: the client waits for ever
                     elif not from_client:
                         state["client_turn"] = False
                         if state["lose_answer"]:

@@ -70,6 +70,7 @@ class SqlUnitOfWork(UnitOfWork):
         self._aggregates: SqlAggregates | None = None
         self._lock = None
         self._on_sqlite = engine.dialect.name == "sqlite"
+        self._deadline: mysql_driver.CommandDeadline | None = None
         # Whether COMMIT was sent: a connection lost after it leaves the outcome unknown, so the
         # command must not be run again (command_service/service.py).
         self.commit_sent = False
@@ -84,7 +85,11 @@ class SqlUnitOfWork(UnitOfWork):
             self._conn = await self._engine.connect()
             if self._on_sqlite:
                 await self._conn.begin()  # BEGIN IMMEDIATE: the write lock (db/engine.py)
-            # MySQL: the first statement opens the server's transaction (db/mysql_driver.py).
+            else:
+                # The first statement opens the server's transaction; the whole unit of
+                # work runs under one deadline (db/mysql_driver.py).
+                self._deadline = mysql_driver.CommandDeadline(self._conn)
+                await self._deadline.start()
         except BaseException:
             self._release()
             raise
@@ -99,16 +104,22 @@ class SqlUnitOfWork(UnitOfWork):
     async def __aexit__(self, *exc_info) -> None:
         assert self._conn is not None
         try:
-            if self._conn.in_transaction():
-                await self._conn.rollback()
-            elif self._committed:
-                mark_clean(self._conn)  # committed, and nothing ran after
-            # MySQL, not committed: the pool rolls the server's transaction back on return.
-        finally:
+            if self._deadline is not None:
+                self._deadline.give_back()
             try:
-                await self._conn.close()
+                if self._conn.in_transaction():
+                    await self._conn.rollback()
+                elif self._committed:
+                    mark_clean(self._conn)  # committed, and nothing ran after
+                # MySQL, not committed: the pool rolls the server's transaction back on return.
             finally:
-                self._release()
+                try:
+                    await self._conn.close()
+                finally:
+                    self._release()
+        finally:
+            if self._deadline is not None:
+                await self._deadline.end(*exc_info)
 
     @property
     def connection(self) -> AsyncConnection:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -19,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.mysql_trips import RoundTripCounter
-from command_service.db.engine import create_engine
+from command_service.db.engine import create_engine, pooled
 from command_service.db.errors import (
     ConcurrentUpdateError,
     is_connection_lost,
@@ -248,3 +249,24 @@ async def test_a_command_cancelled_mid_read_drops_its_connection(service, databa
     assert not [r for r in caplog.records if "during reset" in r.getMessage()]
     result = await service.execute(_deposit(first, 100))
     assert result.versions[first] == 2
+
+
+async def test_a_server_that_stops_answering_mid_command_fails_it_within_the_read_timeout(wire):
+    """The unit of work runs under one deadline, the connection's read timeout, in place of
+    the driver's timer on each read (db/mysql_driver.py CommandDeadline): a server that goes
+    silent mid-command fails the command (503) once that time has passed, its connection is
+    dropped, and the connection the next command gets has its read timeout back."""
+    counter, service = wire
+    first, _ = await _bank(service)
+    async with service.engine.connect() as conn:  # the pool's one connection: a short timeout
+        pooled(conn).driver_connection._read_timeout = 1.0
+    counter.stop_answering_at(b"SELECT")  # the deposit's locking read
+    started = time.monotonic()
+    with pytest.raises(TimeoutError) as raised:
+        await service.execute(_deposit(first, 100))
+    assert is_unavailable(raised.value)
+    assert 1.0 <= time.monotonic() - started < 5
+    result = await service.execute(_deposit(first, 100))  # a new connection, answered
+    assert result.versions[first] == 2
+    async with service.engine.connect() as conn:
+        assert pooled(conn).driver_connection._read_timeout == 30  # db/engine.py's, given back
