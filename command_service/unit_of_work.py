@@ -91,7 +91,11 @@ class SqlUnitOfWork(UnitOfWork):
                 self._deadline = mysql_driver.CommandDeadline(self._conn)
                 await self._deadline.start()
         except BaseException:
-            self._release()
+            try:
+                if self._conn is not None:
+                    await self._conn.close()
+            finally:
+                self._release()
             raise
         self._aggregates = SqlAggregates(self._conn)
         return self
@@ -103,6 +107,7 @@ class SqlUnitOfWork(UnitOfWork):
 
     async def __aexit__(self, *exc_info) -> None:
         assert self._conn is not None
+        leaving = exc_info  # what leaves the unit of work: its body's error, or cleanup's
         try:
             if self._deadline is not None:
                 self._deadline.give_back()
@@ -117,9 +122,12 @@ class SqlUnitOfWork(UnitOfWork):
                     await self._conn.close()
                 finally:
                     self._release()
+        except BaseException as exc:  # e.g. the deadline passing during the pool's ROLLBACK
+            leaving = (type(exc), exc, exc.__traceback__)
+            raise
         finally:
             if self._deadline is not None:
-                await self._deadline.end(*exc_info)
+                await self._deadline.end(self._conn, *leaving)
 
     @property
     def connection(self) -> AsyncConnection:

@@ -124,25 +124,33 @@ class CommandDeadline:
     (TimeoutError): a server silent for that long is not tried again within the request."""
 
     def __init__(self, conn: AsyncConnection) -> None:
-        self._driver = pooled(conn).driver_connection
+        self._pooled = pooled(conn)
+        self._driver = self._pooled.driver_connection
         self._read_timeout = self._driver._read_timeout
         self._timeout = asyncio.timeout(self._read_timeout) if self._read_timeout else None
 
     async def start(self) -> None:
-        self._driver._read_timeout = None
         if self._timeout is not None:
             await self._timeout.__aenter__()
+        self._driver._read_timeout = None
 
     def give_back(self) -> None:
         """The connection's own read timeout again, for whatever it does next (the pool's
         ROLLBACK on its return among them)."""
         self._driver._read_timeout = self._read_timeout
 
-    async def end(self, *exc_info) -> None:
-        """Always called, once the unit of work is done: the timer is cancelled, and a
-        deadline that passed turns the cancellation it caused into TimeoutError."""
-        if self._timeout is not None:
+    async def end(self, conn: AsyncConnection, *exc_info) -> None:
+        """Always called, once the unit of work is done, with the exception leaving it: the
+        timer is cancelled, and a deadline that passed turns the cancellation it caused into
+        TimeoutError. A server silent for that long may have left every pooled connection
+        hanging, as a read timeout's lost connection said before: all are replaced."""
+        if self._timeout is None:
+            return
+        try:
             await self._timeout.__aexit__(*exc_info)
+        finally:
+            if self._timeout.expired():
+                _older_connections_stale(conn, self._pooled, exc_info[1])
 
 
 def is_server_error(exc: asyncmy.errors.Error, dialect: Dialect) -> bool:
@@ -162,9 +170,15 @@ async def wrapped(conn: AsyncConnection, exc: asyncmy.errors.Error, sql: str,
     and every older one of the pool first, as SQLAlchemy does on a disconnect."""
     lost = not is_server_error(exc, conn.dialect)
     if lost:
-        # The pool's own "everything opened before now is stale" (what SQLAlchemy's execution
-        # calls on a disconnect; no public API does only this), then this connection.
-        conn.sync_engine.pool._invalidate(pooled(conn), exc, _checkin=False)
+        _older_connections_stale(conn, pooled(conn), exc)
         await conn.invalidate(exc)
     return DBAPIError.instance(sql, parameters, exc, asyncmy.errors.Error,
                                hide_parameters=True, connection_invalidated=lost)
+
+
+def _older_connections_stale(conn: AsyncConnection, lent, exc: BaseException | None) -> None:
+    """Every connection the pool opened no later than `lent` (the pool's connection `conn`
+    held) is replaced at its next checkout: the pool's own step that SQLAlchemy's execution
+    takes on a disconnect (no public API does only this). Connections opened since an earlier
+    such step are kept."""
+    conn.sync_engine.pool._invalidate(lent, exc, _checkin=False)

@@ -258,15 +258,42 @@ async def test_a_server_that_stops_answering_mid_command_fails_it_within_the_rea
     dropped, and the connection the next command gets has its read timeout back."""
     counter, service = wire
     first, _ = await _bank(service)
-    async with service.engine.connect() as conn:  # the pool's one connection: a short timeout
-        pooled(conn).driver_connection._read_timeout = 1.0
+    configured = await _shorten_read_timeout(service)
+    stale_before = service.engine.sync_engine.pool._invalidate_time
     counter.stop_answering_at(b"SELECT")  # the deposit's locking read
     started = time.monotonic()
     with pytest.raises(TimeoutError) as raised:
         await service.execute(_deposit(first, 100))
     assert is_unavailable(raised.value)
     assert 1.0 <= time.monotonic() - started < 5
+    # Every older pooled connection may hang the same way: the pool replaces them all.
+    assert service.engine.sync_engine.pool._invalidate_time > stale_before
     result = await service.execute(_deposit(first, 100))  # a new connection, answered
     assert result.versions[first] == 2
+    async with service.engine.connect() as conn:  # db/engine.py's read timeout, given back
+        assert pooled(conn).driver_connection._read_timeout == configured
+
+
+async def test_a_deadline_passing_in_the_pools_rollback_is_a_timeout_not_a_cancellation(wire):
+    """A refused command's connection is rolled back as it returns to the pool; a server
+    silent there too makes the deadline pass outside the command's body. The command still
+    ends as TimeoutError (503), never as a bare cancellation of the request."""
+    counter, service = wire
+    first, _ = await _bank(service)
+    await _shorten_read_timeout(service)
+    counter.stop_answering_at(b"ROLLBACK")
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await service.execute(c.Withdraw(account_id=first, amount_minor=10**9, reference=None))
+    assert 1.0 <= time.monotonic() - started < 5
+    assert asyncio.current_task().cancelling() == 0
+    result = await service.execute(_deposit(first, 100))
+    assert result.versions[first] == 2
+
+
+async def _shorten_read_timeout(service: CommandService) -> float:
+    """Give the pool's one connection a read timeout of 1 s; returns the one it had."""
     async with service.engine.connect() as conn:
-        assert pooled(conn).driver_connection._read_timeout == 30  # db/engine.py's, given back
+        driver = pooled(conn).driver_connection
+        configured, driver._read_timeout = driver._read_timeout, 1.0
+    return configured
