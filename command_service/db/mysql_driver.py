@@ -5,10 +5,10 @@ Through SQLAlchemy each statement costs a greenlet switch, an execution context 
 object, and its transaction a BEGIN and a COMMIT of its own bookkeeping. For a deposit's locking
 read and COMMIT that was ~0.2 ms of CPU per command, measured on one pooled connection: 484 us
 per transaction through SQLAlchemy, 290 us here. The statements are still SQLAlchemy's, built
-in repository.py and compiled once for the connection's dialect; values come back as the driver
-reads them (no column of these reads has a result processor on MySQL: checked as each is
-compiled). The server opens the transaction at the first statement (the driver does not
-autocommit), so SQLAlchemy never begins one on these connections.
+in repository.py and compiled once for the connection's dialect (db/compiled.py); values come
+back as the driver reads them (no column of these reads has a result processor on MySQL:
+checked as each is compiled). The server opens the transaction at the first statement (the
+driver does not autocommit), so SQLAlchemy never begins one on these connections.
 
 A driver error is wrapped as SQLAlchemy wraps it, so `db/errors.py` reads it the same way. A
 lost connection is handled as SQLAlchemy handles one: the connection is invalidated, and so is
@@ -20,9 +20,6 @@ command's one retry (command_service/service.py) gets a fresh one. The write bat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import asyncmy.errors
 from sqlalchemy.engine import Dialect
@@ -30,53 +27,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
+from command_service.db.compiled import compiled as compiled_once
 from command_service.db.engine import pooled
 
 CLIENT_ERRORS_FROM = 2000  # MySQL's client error codes (CR_*): 2000-2999
 
 
-@dataclass(frozen=True)
-class _Compiled:
-    sql: str
-    names: tuple[str, ...]  # the parameters in the statement's (format) order
-    processors: tuple[Callable[[Any], Any] | None, ...]
-    columns: tuple[str, ...]  # the keys of the selected columns, in order
-    constants: dict[str, Any]  # the statement's own values (`status != 'closed'`)
-
-    def parameters(self, values: dict) -> tuple:
-        values = {**self.constants, **values}
-        return tuple(values[name] if process is None else process(values[name])
-                     for name, process in zip(self.names, self.processors, strict=True))
-
-
-# (statement, dialect) -> compiled; the statements are the module-level ones of repository.py,
-# and each engine has one dialect, so this holds a handful of entries.
-_COMPILED: dict[tuple[Select, Dialect], _Compiled] = {}
-
-
-def _compiled(statement: Select, dialect: Dialect) -> _Compiled:
-    found = _COMPILED.get((statement, dialect))
-    if found is None:
-        compiled = statement.compile(dialect=dialect)
-        names = tuple(compiled.positiontup or ())
-        processors = tuple(compiled.binds[name].type.dialect_impl(dialect)
-                           .bind_processor(dialect) for name in names)
-        columns = tuple(statement.selected_columns)
-        if any(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns):
-            raise ValueError(f"{statement} converts what it reads: run it through SQLAlchemy")
-        keys = tuple(c.key for c in columns)
-        if None in keys or len(set(keys)) != len(keys):
-            raise ValueError(f"{statement}: label every column it selects, each differently")
-        constants = {name: bind.value for name, bind in compiled.binds.items()
-                     if not bind.required}
-        found = _COMPILED[(statement, dialect)] = _Compiled(compiled.string, names, processors,
-                                                            keys, constants)
-    return found
-
-
 async def rows(conn: AsyncConnection, statement: Select, values: dict) -> list[dict]:
     """Run `statement` with `values` on `conn`'s driver connection: its rows, by column key."""
-    compiled = _compiled(statement, conn.dialect)
+    compiled = compiled_once(statement, conn.dialect)
     parameters = compiled.parameters(values)
     cursor = pooled(conn).driver_connection.cursor()
     try:

@@ -3,9 +3,9 @@
 Through SQLAlchemy Core each statement gets an execution context, its parameters processed
 per call and a result object: in the profile of deposits on SQLite (concurrency 32) that was
 16% of the command service's CPU, more than SQLite's own work (10%). Here each statement is
-compiled by SQLAlchemy once, for the connection's dialect and the columns it is given: its
-text, the order of its parameters and their bind processors, so every value is stored exactly
-as SQLAlchemy would store it (a DateTime as SQLite's text form). It then runs on the sqlite3
+compiled by SQLAlchemy once, for the connection's dialect and the columns it is given
+(db/compiled.py), so every value is stored exactly as SQLAlchemy would store it (a DateTime as
+SQLite's text form). It then runs on the sqlite3
 connection through the InlineConnection (db/sqlite_inline.py), which keeps its rule for calls
 queued on its thread, inside the transaction SQLAlchemy began. A driver error is wrapped as
 SQLAlchemy wraps it, so `db/errors.py` reads it the same way.
@@ -14,46 +14,13 @@ SQLAlchemy wraps it, so `db/errors.py` reads it the same way.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 
+from command_service.db.compiled import compiled as compiled_once
 from command_service.db.engine import pooled
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    sql: str
-    names: tuple[str, ...]  # the parameters in the statement's (qmark) order
-    processors: tuple[Callable[[Any], Any] | None, ...]
-
-    def parameters(self, values: dict) -> tuple:
-        return tuple(values[name] if process is None else process(values[name])
-                     for name, process in zip(self.names, self.processors, strict=True))
-
-
-# (statement, its columns' names) -> compiled; the statements are the module-level ones of
-# unit_of_work.py and repository.py, so this holds a handful of entries.
-_COMPILED: dict[tuple[ClauseElement, tuple[str, ...]], _Compiled] = {}
-
-
-def _compiled(statement: ClauseElement, keys: tuple[str, ...], dialect: Dialect) -> _Compiled:
-    found = _COMPILED.get((statement, keys))
-    if found is None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-        if compiled.insert_prefetch or compiled.update_prefetch:
-            # A Python-side column default is filled in by SQLAlchemy's execution, not here.
-            raise ValueError(f"{statement} has Python-side defaults: run it through SQLAlchemy")
-        names = tuple(compiled.positiontup or ())
-        processors = tuple(compiled.binds[name].type.dialect_impl(dialect)
-                           .bind_processor(dialect) for name in names)
-        found = _COMPILED[(statement, keys)] = _Compiled(compiled.string, names, processors)
-    return found
 
 
 async def execute(conn: AsyncConnection, statement: ClauseElement,
@@ -63,7 +30,7 @@ async def execute(conn: AsyncConnection, statement: ClauseElement,
     many = isinstance(values, list)
     first = values[0] if many else values
     sync = conn.sync_connection
-    compiled = _compiled(statement, tuple(first), sync.dialect)
+    compiled = compiled_once(statement, sync.dialect, tuple(first))
     parameters = [compiled.parameters(v) for v in values] if many \
         else compiled.parameters(values)
     driver = pooled(conn).driver_connection  # the InlineConnection

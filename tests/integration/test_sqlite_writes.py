@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from command_service.db import sqlite_writes
+from command_service.db.compiled import compiled
 from command_service.db.engine import create_engine
 from command_service.db.errors import unique_violation
 from command_service.db.tables import Timestamp
@@ -82,4 +83,4 @@ def test_a_statement_with_python_side_defaults_is_refused():
     table = sa.Table("defaults", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
                      sa.Column("n", sa.Integer, default=lambda: 1))
     with pytest.raises(ValueError, match="Python-side defaults"):
-        sqlite_writes._compiled(table.insert(), ("id",), sa.create_engine("sqlite://").dialect)
+        compiled(table.insert(), sa.create_engine("sqlite://").dialect, ("id",))

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.mysql.asyncmy import dialect as asyncmy_dialect
 
 from command_service.db import mysql_driver, repository
+from command_service.db.compiled import compiled
 from command_service.db.tables import accounts
 
 DIALECT = asyncmy_dialect(dbapi=asyncmy_dialect.import_dbapi())
@@ -21,33 +22,33 @@ READS = {"customer": repository._CUSTOMER_FOR_UPDATE, "email": repository._EMAIL
 
 @pytest.mark.parametrize("name", READS)
 def test_every_read_of_the_write_path_compiles_for_the_driver(name):
-    compiled = mysql_driver._compiled(READS[name], DIALECT)
-    assert compiled.sql.count("%s") == len(compiled.names)
-    assert "%(" not in compiled.sql  # format style, as the driver takes it
+    read = compiled(READS[name], DIALECT)
+    assert read.sql.count("%s") == len(read.names)
+    assert "%(" not in read.sql  # format style, as the driver takes it
 
 
 def test_a_statements_own_constants_are_bound_beside_the_callers_values():
-    compiled = mysql_driver._compiled(repository._OPEN_ACCOUNTS, DIALECT)
-    assert compiled.parameters({"customer_id": "c1"}) == ("c1", "closed")
+    count = compiled(repository._OPEN_ACCOUNTS, DIALECT)
+    assert count.parameters({"customer_id": "c1"}) == ("c1", "closed")
 
 
 def test_the_locking_reads_keep_for_update_and_name_their_columns():
-    account = mysql_driver._compiled(repository._ACCOUNT_FOR_UPDATE, DIALECT)
+    account = compiled(repository._ACCOUNT_FOR_UPDATE, DIALECT)
     assert account.sql.rstrip().endswith("FOR UPDATE")
     assert {"account_id", "balance_minor", "version", "updated_at"} <= set(account.columns)
 
 
 def test_a_column_without_a_name_of_its_own_is_refused():
     with pytest.raises(ValueError, match="label every column"):
-        mysql_driver._compiled(sa.select(sa.func.count()).select_from(accounts), DIALECT)
+        compiled(sa.select(sa.func.count()).select_from(accounts), DIALECT)
 
 
 def test_each_dialect_compiles_its_own():
     other = asyncmy_dialect(dbapi=asyncmy_dialect.import_dbapi())
     statement = repository._ACCOUNT_OWNER
-    assert mysql_driver._compiled(statement, DIALECT) is mysql_driver._compiled(statement, DIALECT)
-    assert mysql_driver._compiled(statement, other) is not \
-        mysql_driver._compiled(statement, DIALECT)
+    assert compiled(statement, DIALECT) is compiled(statement, DIALECT)
+    assert compiled(statement, other) is not \
+        compiled(statement, DIALECT)
 
 
 @pytest.mark.parametrize(("error", "server"), [
