@@ -26,9 +26,6 @@ class RoundTripCounter:
         self._server: asyncio.base_events.Server | None = None
         self._pumps: set[asyncio.Task] = set()
         self.total = 0
-        # When a list: the first bytes of each request (after the packet header), to see what
-        # the trips are.
-        self.requests: list[bytes] | None = None
         self._lose_answer_to: bytes | None = None
         self._stop_answering_at: bytes | None = None
         self.host = "127.0.0.1"
@@ -77,8 +74,6 @@ class RoundTripCounter:
                     if from_client and not state["client_turn"]:
                         state["client_turn"] = True
                         self.total += 1
-                        if self.requests is not None:
-                            self.requests.append(bytes(data[4:84]))
                         # The command byte (COM_QUERY) precedes the text.
                         if self._lose_answer_to and data[5:].startswith(self._lose_answer_to):
                             self._lose_answer_to = None

@@ -28,7 +28,7 @@ class Delivered:
     def __init__(self, event: EventEnvelope, partition: TopicPartition, offset: int,
                  headers: dict[str, str], fetched_at: float, raw: str | None = None) -> None:
         self.event, self.partition, self.offset = event, partition, offset
-        self.headers = headers or {}
+        self.headers = headers
         self.raw = raw  # the message value as sent, kept for an event parked as unreadable
         # when the consumer handed it over (time.time()): an event held back for a gap keeps
         # its own, so its wait counts in the time to its write
