@@ -6,6 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body
 
+from command_service.api.command_route import CommandRoute
 from command_service.api.execution import Runner
 from command_service.api.schemas import (
     AccountOpenedOut,
@@ -20,7 +21,7 @@ from command_service.domain import commands as c
 from command_service.domain.model import AccountType
 from shared.http import ERROR_RESPONSES
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"], route_class=CommandRoute)
 REFUSALS = {k: ERROR_RESPONSES[k] for k in (404, 409, 413, 422, 503)}
 
 

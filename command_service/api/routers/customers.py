@@ -5,6 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter
 
+from command_service.api.command_route import CommandRoute
 from command_service.api.execution import Runner
 from command_service.api.schemas import (
     ChangeCustomerIn,
@@ -17,7 +18,7 @@ from command_service.api.schemas import (
 from command_service.domain.commands import ChangeCustomer, CloseCustomer, RegisterCustomer
 from shared.http import ERROR_RESPONSES
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"])
+router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=CommandRoute)
 REFUSALS = {k: ERROR_RESPONSES[k] for k in (404, 409, 413, 422, 503)}
 
 

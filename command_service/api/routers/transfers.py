@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from command_service.api.command_route import CommandRoute
 from command_service.api.execution import Runner
 from command_service.api.schemas import TransferIn, TransferOut
 from command_service.domain.commands import Transfer
 from shared.http import ERROR_RESPONSES
 
-router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
+router = APIRouter(prefix="/v1/transfers", tags=["transfers"], route_class=CommandRoute)
 
 
 @router.post("", status_code=201, response_model=TransferOut,
