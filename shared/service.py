@@ -63,7 +63,7 @@ def build_service(spec: ServiceSpec, settings: Settings | None = None) -> FastAP
     app.add_middleware(RequestContext, service=spec.name)  # outermost: ids and latency
     install_error_handlers(app, unavailable=spec.unavailable)
     add_error_schema(app)
-    app.include_router(health_router(spec.probes(app), metrics_guard=metrics_guard))
     for router, options in spec.routers:
         app.include_router(router, **options)
+    app.include_router(health_router(spec.probes(app), metrics_guard=metrics_guard))
     return app

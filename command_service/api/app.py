@@ -45,8 +45,8 @@ SPEC = ServiceSpec(
     resources=_write_model,
     probes=_probes,
     unavailable=UNAVAILABLE,  # lock contention past the retries, a lost connection: 503
-    routers=[(customers.router, _COMMANDS), (accounts.router, _COMMANDS),
-             (transfers.router, _COMMANDS),
+    routers=[(accounts.router, _COMMANDS), (transfers.router, _COMMANDS),
+             (customers.router, _COMMANDS),
              (commands.router, {"dependencies": [Depends(require_scope(WRITE, READ))],
                                 "responses": AUTH_RESPONSES})],
 )
