@@ -65,5 +65,6 @@ def build_service(spec: ServiceSpec, settings: Settings | None = None) -> FastAP
     add_error_schema(app)
     for router, options in spec.routers:
         app.include_router(router, **options)
+    # Last: FastAPI tries included routers in order, and probes are the rarest requests.
     app.include_router(health_router(spec.probes(app), metrics_guard=metrics_guard))
     return app

@@ -45,6 +45,8 @@ SPEC = ServiceSpec(
     resources=_write_model,
     probes=_probes,
     unavailable=UNAVAILABLE,  # lock contention past the retries, a lost connection: 503
+    # Busiest first: FastAPI tries included routers in order, each route of each (~5% of a
+    # deposit's CPU when deposits came third).
     routers=[(accounts.router, _COMMANDS), (transfers.router, _COMMANDS),
              (customers.router, _COMMANDS),
              (commands.router, {"dependencies": [Depends(require_scope(WRITE, READ))],
