@@ -5,17 +5,23 @@ leaves no process behind."""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 
 import psutil
 import pytest
 
 from command_service.db.migrate import upgrade_to_head
+from shared import supervisor
 from shared.config import Settings
+from shared.metrics import multiprocess_dir
 from tests.stack import TEST_JWT_SECRET, admin_headers
 from tests.support.processes import Process
 from tests.support.workers import (
@@ -155,3 +161,43 @@ def test_a_worker_that_cannot_start_its_app_stops_the_service_with_exit_1():
         env={**os.environ, "CQRS_AUTH_DISABLED": "true"})
     assert service.returncode == 1, service.stderr
     assert "No module named 'tests.no_such_module'" in service.stderr, service.stderr
+
+
+def _pauses_of_a_worker_that_keeps_dying(caplog, exits: int) -> list[float]:
+    """Supervise one worker that exits with code 1 as soon as it starts, until it has exited
+    `exits` times: the pause before each next start, as the supervisor logged it."""
+    caplog.set_level(logging.WARNING, logger="shared.supervisor")
+    dies = [sys.executable, "-c", "import sys; sys.exit(1)"]  # ignores the fd and pid after
+    with supervisor.bind("127.0.0.1", 0) as sock, multiprocess_dir() as metrics_dir:
+        watched = supervisor.Supervisor(dies, sock, 1, metrics_dir)
+
+        def stop_after_the_exits() -> None:
+            deadline = time.monotonic() + 60
+            while len(_exits_logged(caplog)) < exits and time.monotonic() < deadline:
+                time.sleep(0.05)
+            watched.stop.set()
+
+        threading.Thread(target=stop_after_the_exits, daemon=True).start()
+        assert watched.run() == 0  # in this thread: it sets signal handlers
+    return [float(m.group(1)) for m in _exits_logged(caplog)][:exits]
+
+
+def _exits_logged(caplog) -> list[re.Match]:
+    found = (re.search(r"starting another in ([0-9.]+) s", r.getMessage())
+             for r in caplog.records)
+    return [m for m in found if m]
+
+
+def test_a_worker_that_keeps_dying_is_started_again_after_growing_pauses(caplog):
+    """Not every POLL_S: each start costs a whole interpreter's imports."""
+    assert _pauses_of_a_worker_that_keeps_dying(caplog, 3) == [0.5, 1.0, 2.0]
+
+
+def test_a_worker_that_ran_steadily_is_replaced_at_once(caplog, monkeypatch):
+    monkeypatch.setattr(supervisor, "STEADY_S", 0.0)  # every exit counts as after a long run
+    assert _pauses_of_a_worker_that_keeps_dying(caplog, 3) == [0.0, 0.0, 0.0]
+
+
+def test_the_restart_pause_doubles_up_to_its_cap():
+    assert [supervisor.restart_pause_s(n) for n in range(9)] == [
+        0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
