@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.procs import Service
 
@@ -50,7 +51,6 @@ OWNERS = {"commit → claim": "the relay's outbox poll", "claim → ack": "the b
           "ack → fetch": "the projector's loop: queued behind the batch before it, then "
                          "fetched", "fetch → written": "projector / read store",
           "written → visible": "read store / the poller"}
-_SAMPLE = re.compile(r'^(\w+?)(_bucket\{le="([^"]+)"\}|_sum|_count) (\S+)$', re.MULTILINE)
 
 NOTE = ("- Where the time goes: per event, from the relay's and the projector's histograms "
         "(README, Metrics), read before and after each run (bench/stages.py). Commit → claim "
@@ -68,18 +68,23 @@ Histogram = dict  # {"buckets": [(upper bound, cumulative count)], "sum": s, "co
 
 
 def histograms(text: str, names: tuple[str, ...]) -> dict[str, Histogram]:
-    """The unlabelled histograms called `names` in a Prometheus exposition."""
+    """The unlabelled histograms called `names` in a Prometheus exposition (summed over
+    their label sets, none for these), parsed by prometheus_client."""
     found: dict[str, Histogram] = {name: {"buckets": [], "sum": 0.0, "count": 0.0}
                                    for name in names}
-    for name, kind, le, value in _SAMPLE.findall(text):
-        if name not in found:
+    for family in text_string_to_metric_families(text):
+        histogram = found.get(family.name)
+        if histogram is None:
             continue
-        if le:
-            found[name]["buckets"].append((float(le), float(value)))
-        else:
-            found[name][kind[1:]] = float(value)
-    for histogram in found.values():
-        histogram["buckets"].sort()
+        buckets: dict[float, float] = {}
+        for sample in family.samples:
+            if sample.name == f"{family.name}_bucket":
+                le = float(sample.labels["le"])
+                buckets[le] = buckets.get(le, 0.0) + sample.value
+            elif sample.name in (f"{family.name}_sum", f"{family.name}_count"):
+                kind = sample.name.rsplit("_", 1)[1]
+                histogram[kind] += sample.value
+        histogram["buckets"] = sorted(buckets.items())
     return found
 
 

@@ -9,7 +9,9 @@ from bench.stages import PROJECTOR, RELAY, breakdown, histograms, quantile
 
 
 def exposition(name: str, counts: dict[str, int], total: float) -> str:
-    lines = [f'{name}_bucket{{le="{le}"}} {n}.0' for le, n in counts.items()]
+    """A histogram as prometheus_client's /metrics writes one."""
+    lines = [f"# HELP {name} x", f"# TYPE {name} histogram",
+             *(f'{name}_bucket{{le="{le}"}} {n}.0' for le, n in counts.items())]
     return "\n".join([*lines, f"{name}_count {max(counts.values())}.0", f"{name}_sum {total}",
                       f"{name}_created 1.7e9"])
 
