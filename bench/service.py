@@ -14,7 +14,7 @@ import sys
 
 from shared.config import load_settings
 from shared.observability import configure_logging
-from shared.worker import InLoopServer, run, stop_on_signals
+from shared.worker import run, serve_app, stop_on_signals
 
 ROLES = ("command-api", "query-api", "relay", "projector")
 FACTORIES = {"command-api": "command_service.api.app:create_app",
@@ -24,25 +24,21 @@ FACTORIES = {"command-api": "command_service.api.app:create_app",
 async def serve(role: str, port: int) -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
-    stop = stop_on_signals()
     if role == "relay":
         from command_service.outbox.worker import serve_relay
 
-        await serve_relay(settings, "127.0.0.1", port, stop)
+        await serve_relay(settings, "127.0.0.1", port, stop_on_signals())
         return
     if role == "projector":
         from projector.worker import serve_projector
 
-        await serve_projector(settings, "127.0.0.1", port, stop)
+        await serve_projector(settings, "127.0.0.1", port, stop_on_signals())
         return
     if role == "command-api":
         from command_service.api.app import create_app
     else:
         from query_service.app import create_app
-    server = InLoopServer(create_app(settings), port=port, lifespan="on")
-    await server.start()
-    await stop.wait()
-    await server.stop()
+    await serve_app(create_app(settings), "127.0.0.1", port)
 
 
 def main() -> None:

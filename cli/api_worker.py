@@ -19,7 +19,13 @@ from collections.abc import Callable
 
 from shared.observability import bind
 from shared.supervisor import STARTUP_FAILURE
-from shared.worker import InLoopServer, run, sleep_unless_stopped, stop_on_signals
+from shared.worker import (
+    InLoopServer,
+    run,
+    sleep_unless_stopped,
+    start_serving,
+    stop_on_signals,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +42,7 @@ async def serve(app, sock: socket.socket, parent_pid: int) -> int:
     stop = stop_on_signals()
     server = InLoopServer(app, lifespan="on", sock=sock)
     try:
-        await server.start()
+        await start_serving(server)
     except Exception as exc:  # the lifespan failed: a replacement would fail the same way
         log.error("the worker could not start: %s", exc)
         return STARTUP_FAILURE

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -94,9 +95,22 @@ async def serve_app(app, host: str, port: int) -> None:
     flight (at most 10 s) and return, so the process exits 0."""
     stop = stop_on_signals()
     server = InLoopServer(app, host, port, lifespan="on")
-    await server.start()
+    await start_serving(server)
     await stop.wait()
     await server.stop()
+
+
+async def start_serving(server: InLoopServer) -> None:
+    """Start an API process's server, then take what starting it built out of the cyclic
+    collector's care. Modules, the app and its routes, pydantic models and the pools live as
+    long as the process, yet every full collection walked all of them again: a pause of tens
+    of milliseconds every few seconds under load. On MariaDB at concurrency 32 that pause was
+    most of a deposit's p99 (107 ms before, 44-49 ms after; the bare endpoint's is 49-50 ms)
+    and 8% of its CPU. The startup's garbage is collected first: frozen objects are never
+    collected."""
+    await server.start()
+    gc.collect()
+    gc.freeze()
 
 
 def stop_on_signals() -> asyncio.Event:
