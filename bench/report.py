@@ -99,7 +99,7 @@ def markdown(results: dict) -> str:
         per = trips["per_command"]
         row("1. Write-model round trips per command (on the wire)",
             ", ".join(f"{kind.replace('_', ' ')} {_n(n)}" for kind, n in per.items()),
-            f"raw driver deposit {trips['raw_deposit']} (a statement each)", "",
+            f"raw driver deposit {_n(trips['raw_deposit'])} (a statement each)", "",
             f"deposit ≤ {trips['target_deposit']}", _met(trips["met"]))
 
     relay = s.get("relay", {})
