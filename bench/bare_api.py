@@ -34,11 +34,11 @@ class DepositIn(BaseModel):
 class RawPool:
     """Up to `size` raw connections, opened when first needed and reused last in, first out.
 
-    The size is the command service's: its engine allows `database_pool_size` connections
-    plus as many overflow (command_service/db/engine.py). On SQLite the writers queue for one
-    in-process lock before they take a connection, as the service's unit of work does
-    (`write_lock`), so only one connection is ever opened: each commit by one connection
-    would empty the page cache of every other."""
+    The size is the command service's: its engine keeps up to `database_pool_size`
+    connections, with no overflow (command_service/db/engine.py). On SQLite the writers
+    queue for one in-process lock before they take a connection, as the service's unit of
+    work does (`write_lock`), so only one connection is ever opened: each commit by one
+    connection would empty the page cache of every other."""
 
     def __init__(self, database_url: str, timeout_s: float, size: int) -> None:
         self._url, self._timeout_s = database_url, timeout_s
@@ -69,7 +69,7 @@ class RawPool:
 
 def create_app(settings: Settings) -> FastAPI:
     pool = RawPool(settings.database_url, settings.database_timeout_s,
-                   2 * settings.database_pool_size)
+                   settings.database_pool_size)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):

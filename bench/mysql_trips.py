@@ -26,6 +26,7 @@ class RoundTripCounter:
         self._server: asyncio.base_events.Server | None = None
         self._pumps: set[asyncio.Task] = set()
         self.total = 0
+        self.connections = 0  # opened through the proxy, ever
         self._lose_answer_to: bytes | None = None
         self._stop_answering_at: bytes | None = None
         self.host = "127.0.0.1"
@@ -59,6 +60,7 @@ class RoundTripCounter:
 
     async def _serve(self, client_r: asyncio.StreamReader,
                      client_w: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             server_r, server_w = await asyncio.open_connection(*self._target)
         except OSError:

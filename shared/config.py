@@ -23,7 +23,10 @@ class Settings(BaseSettings):
         "sqlite+aiosqlite:///.data/write.db",
         description="SQLAlchemy async URL of the write model (mysql+asyncmy:// or sqlite+aiosqlite://)",
     )
-    database_pool_size: int = Field(20, ge=1, le=500, description="connections per process")
+    database_pool_size: int = Field(
+        20, ge=1, le=500,
+        description="connections per process to MySQL, opened as needed and kept; "
+                    "requests beyond them wait for one")
     database_timeout_s: float = Field(
         5.0, gt=0, le=300,
         description="lock-wait and connect timeout of the write model, seconds",
