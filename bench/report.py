@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.cells import _div, _lat, _met, _n, _pct, _x, verify_note, verify_rows
-from bench.cells import command_rows as _command_rows
+from bench.cells import _div, _lat, _met, _n, _pct, _x, commands_rows, verify_note, verify_rows
 from bench.cells import stream_rows as _stream_rows
 from bench.stages import NOTE as _STAGE_NOTE
 from bench.stages import stage_row as _stage_row
@@ -71,36 +70,7 @@ def markdown(results: dict) -> str:
     def row(*cells: str) -> None:
         rows.append(cells)
 
-    commands = s.get("commands", {})
-    for lv in commands.get("levels", []):
-        _command_rows(lv, row)
-    for lv in (commands.get("with_history") or {}).get("levels", []):
-        events = commands["with_history"]["history_events"]
-        row(f"1. …with {events:,} events of history, concurrency {lv['concurrency']}",
-            f"{_n(lv['ours']['throughput_per_s'])}/s, {_lat(lv['ours'])}",
-            f"{_n(lv['raw']['throughput_per_s'])}/s, {_lat(lv['raw'])}",
-            _pct(lv["throughput_ratio"]), "flat", "")
-
-    every_core = commands.get("every_core") or {}
-    if every_core.get("status") == "ok":
-        n, ours = every_core["workers"], every_core["ours"]
-        one = next((lv for lv in commands.get("levels", []) if lv["concurrency"] == 32), None)
-        gain = (f"; {_x(ours['throughput_per_s'] / one['ours']['throughput_per_s'])} one "
-                "worker's rate" if one and one["ours"]["throughput_per_s"] else "")
-        row(f"1. Deposits, concurrency 32, {n} workers each (`--workers {n}`)",
-            f"{_n(ours['throughput_per_s'])}/s, {_lat(ours)}{gain}",
-            f"bare endpoint ({n} workers) {_n(every_core['bare']['throughput_per_s'])}/s; "
-            f"raw driver {_n(every_core['raw']['throughput_per_s'])}/s",
-            f"{_pct(every_core['bare_throughput_ratio'])} of bare, "
-            f"{_pct(every_core['throughput_ratio'])} of raw", "", "")
-
-    trips = commands.get("round_trips") or {}
-    if trips.get("status") == "ok":
-        per = trips["per_command"]
-        row("1. Write-model round trips per command (on the wire)",
-            ", ".join(f"{kind.replace('_', ' ')} {_n(n)}" for kind, n in per.items()),
-            f"raw driver deposit {_n(trips['raw_deposit'])} (a statement each)", "",
-            f"deposit ≤ {trips['target_deposit']}", _met(trips["met"]))
+    commands_rows(s.get("commands", {}), row)
 
     relay = s.get("relay", {})
     if relay.get("ours"):
