@@ -10,16 +10,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
 import pytest_asyncio
-from sqlalchemy.engine import make_url
 
-from bench.mysql_trips import RoundTripCounter
-from command_service.db.engine import create_engine
 from command_service.domain import commands as c
 from command_service.domain.model import AccountType
-from command_service.service import CommandService
-from shared.config import Settings
+from tests.support.counted_wire import counted_service
 
 POOL_SIZE = 3
 CONCURRENCY = 8  # beyond the pool, as a burst of requests is
@@ -28,15 +23,8 @@ CONCURRENCY = 8  # beyond the pool, as a burst of requests is
 @pytest_asyncio.fixture
 async def counted(database_url):
     """A command service whose pool of POOL_SIZE reaches MySQL through a counting proxy."""
-    if not database_url.startswith("mysql"):
-        pytest.skip("SQLite has no connections over a network to count")
-    url = make_url(database_url)
-    async with RoundTripCounter(url.host, url.port or 3306) as counter:
-        proxied = url.set(host=counter.host, port=counter.port)
-        engine = create_engine(Settings(database_url=proxied.render_as_string(
-            hide_password=False), database_pool_size=POOL_SIZE))
-        yield counter, CommandService(engine, "events")
-        await engine.dispose()
+    async with counted_service(database_url, POOL_SIZE) as counted:
+        yield counted
 
 
 async def test_a_burst_beyond_the_pool_waits_for_its_connections_and_opens_no_more(counted):

@@ -33,6 +33,7 @@ from command_service.domain.model import AccountType
 from command_service.service import CommandService
 from command_service.unit_of_work import CommandRecord, SqlUnitOfWork
 from shared.config import Settings
+from tests.support.counted_wire import counted_service
 
 
 async def _bank(service: CommandService) -> tuple[str, str]:
@@ -61,15 +62,8 @@ async def service(database_url):
 @pytest_asyncio.fixture
 async def wire(database_url):
     """A command service whose one pooled connection to MySQL goes through a counting proxy."""
-    if not database_url.startswith("mysql"):
-        pytest.skip("SQLite runs inside the process: a statement is a call, not a round trip")
-    url = make_url(database_url)
-    async with RoundTripCounter(url.host, url.port or 3306) as counter:
-        proxied = url.set(host=counter.host, port=counter.port)
-        engine = create_engine(Settings(
-            database_url=proxied.render_as_string(hide_password=False), database_pool_size=1))
-        yield counter, CommandService(engine, "events")
-        await engine.dispose()
+    async with counted_service(database_url, pool_size=1) as counted:
+        yield counted
 
 
 async def _trips(counter: RoundTripCounter, service: CommandService, command) -> int:
