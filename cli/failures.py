@@ -17,22 +17,15 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from aiokafka.errors import KafkaError
-from pymongo.errors import PyMongoError
-from sqlalchemy.exc import SQLAlchemyError
 
-from cli.dependencies import (
-    Dependency,
-    broker,
-    chain,
-    classify,
-    read_store,
-    source,
-    write_database,
-)
-from shared.config import Settings
+# The drivers' errors and cli/dependencies.py are imported where a failure is phrased: the
+# `--debug` option imports this module for every command, `--help` included.
+if TYPE_CHECKING:
+    from cli.dependencies import Dependency
+    from shared.config import Settings
 
 # Where the project's packages are, installed or not, and which they are.
 PROJECT = Path(__file__).resolve().parent.parent
@@ -53,6 +46,12 @@ def debugging() -> bool:
 
 def origin(exc: BaseException, settings: Settings) -> Dependency | None:
     """The dependency whose driver raised `exc` (or an error in its chain), if any."""
+    from aiokafka.errors import KafkaError
+    from pymongo.errors import PyMongoError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cli.dependencies import broker, chain, read_store, write_database
+
     for error in chain(exc):
         if isinstance(error, PyMongoError):
             return read_store(settings)
@@ -89,6 +88,8 @@ def summary(exc: BaseException) -> str:
 
 def one_line(exc: BaseException, settings: Settings) -> str:
     """What a command prints when `exc` ends it."""
+    from cli.dependencies import classify, source
+
     known = classify(exc, settings)
     if known is not None:
         return str(known)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.settings import api_settings_or_exit, err, settings_or_exit
-from shared.config import Settings, SettingsError
+
+# Every command imports what it runs with (even asyncio) inside its function: `--help` and a
+# command's own help then load what typer and rich need, not FastAPI, SQLAlchemy, the settings
+# or the drivers (tests/unit/test_cli_imports.py keeps it so).
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 # Rich's pretty tracebacks (with every frame's locals) are off: a failure is one line
 # (cli/failures.py), and `--debug` shows Python's own traceback.
@@ -33,6 +37,8 @@ def options(debug: Annotated[bool, typer.Option(
 def exit_unless_reachable(settings: Settings, needed: list[str]) -> None:
     """A process does not start while a dependency it needs is down: it waits for it (up to
     CQRS_STARTUP_WAIT_S, since dependencies may start after it), then stops with one line."""
+    import asyncio
+
     from cli.dependencies import wait_until_reachable
     from cli.failures import one_line_on_failure
 
@@ -145,6 +151,8 @@ def dev(
              "Maven Central; needs Java 17+)")] = "tansu",
 ) -> None:
     """Run the whole stack in the foreground (SQLite, a broker, SecantusDB, 4 processes)."""
+    import asyncio
+
     from cli.devstack import BROKERS, BrokerUnavailable, DevStack, PortTaken
 
     if broker not in BROKERS:
@@ -184,6 +192,7 @@ def token(
 
     from cli.dev_secret import DEV_SECRET_FILE
     from shared.auth import SCOPES, mint_token
+    from shared.config import SettingsError
 
     settings = settings_or_exit()
     scopes = [s for value in (scope or ["accounts:read accounts:write"])

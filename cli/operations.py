@@ -1,30 +1,21 @@
-"""Operator commands: rebuild, status, dlq list|show|retry|discard (verify: cli/verify.py)."""
+"""Operator commands: rebuild, status, dlq list|show|retry|discard (verify: cli/verify.py).
+
+cli/main.py registers them at import, so this module imports only typer and rich at the top:
+each command imports what it runs with (the database, broker and read-store code, even
+asyncio) when it runs, and `cqrs-accounts --help` stays fast."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-from rich.table import Table
 
-from cli.dependencies import classify, probe_database, require_a_stack
-from cli.failures import one_line_on_failure
-from command_service.db.engine import create_engine
-from operations.rebuild import RebuildIncomplete
-from operations.rebuild import rebuild as rebuild_views
-from operations.status import as_json as status_json
-from operations.status import collect_status, render
-from projector.dead_letters import DeadLetters
-from projector.store import ReadStore
-from shared.config import Settings
-from shared.readmodel import ViewDatabase, make_mongo_client
-from shared.upcasting import UnreadableEvent
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error, one line
@@ -35,6 +26,10 @@ dlq_app = typer.Typer(help="Inspect and resolve dead-lettered events.", no_args_
 async def _backends(settings: Settings, uses_write_model: bool):
     """The write model's engine (None for a command that never reads it, so that it neither
     needs nor creates one) and the read store's database."""
+    from cli.dependencies import probe_database
+    from command_service.db.engine import create_engine
+    from shared.readmodel import make_mongo_client
+
     if uses_write_model:
         await probe_database(settings)  # there, and migrated
     engine = create_engine(settings) if uses_write_model else None
@@ -50,6 +45,12 @@ async def _backends(settings: Settings, uses_write_model: bool):
 def run_operation(settings_or_exit: Callable[[], Settings],
                   work: Callable[..., Awaitable[int | None]],
                   uses_write_model: bool = True) -> None:
+    import asyncio
+
+    from cli.dependencies import require_a_stack
+    from cli.failures import one_line_on_failure
+    from shared.upcasting import UnreadableEvent
+
     settings = settings_or_exit()
 
     async def main() -> int | None:
@@ -76,6 +77,10 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
     def rebuild() -> None:
         """Rebuild every read model from the events table into fresh collections, then
         switch to them together (the dependent views are only consistent as one set)."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        from operations.rebuild import RebuildIncomplete
+        from operations.rebuild import rebuild as rebuild_views
 
         async def work(engine, db) -> int:
             with Progress("[progress.description]{task.description}", BarColumn(),
@@ -100,6 +105,10 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
             "--json", help="The same figures as one JSON object, for scripts.")] = False,
     ) -> None:
         """One screen: outbox backlog, active relay, lag per partition and view, dead letters."""
+        from cli.dependencies import classify
+        from operations.status import as_json as status_json
+        from operations.status import collect_status, render
+
         settings = settings_or_exit()
 
         async def work(engine, db) -> int:
@@ -122,6 +131,9 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
     @dlq_app.command("list")
     def dlq_list(aggregate: Annotated[str | None, typer.Option()] = None) -> None:
         """Parked events, by aggregate and version."""
+        from rich.table import Table
+
+        from projector.dead_letters import DeadLetters
 
         async def work(engine, db) -> int:
             entries = await DeadLetters(db).list(aggregate)
@@ -138,6 +150,7 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
     @dlq_app.command("show")
     def dlq_show(entry_id: str) -> None:
         """One parked event in full."""
+        from projector.dead_letters import DeadLetters
 
         async def work(engine, db) -> int:
             entry = await DeadLetters(db).get(entry_id)
@@ -153,6 +166,9 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
     def dlq_retry(aggregate: Annotated[str | None, typer.Option(
             help="only this aggregate (default: every parked aggregate)")] = None) -> None:
         """Apply parked events again, in order, after the cause was fixed."""
+        from projector.dead_letters import DeadLetters
+        from projector.store import ReadStore
+        from shared.readmodel import ViewDatabase
 
         async def work(engine, db) -> int:
             report = await DeadLetters(db).retry(ReadStore(ViewDatabase(db)), aggregate)
@@ -167,6 +183,7 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
     def dlq_discard(entry_ids: Annotated[list[str] | None, typer.Argument()] = None,
                     aggregate: Annotated[str | None, typer.Option()] = None) -> None:
         """Give up on parked events (then run `verify --repair` for their aggregate)."""
+        from projector.dead_letters import DeadLetters
 
         async def work(engine, db) -> int:
             try:

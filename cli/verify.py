@@ -1,27 +1,27 @@
 """`cqrs-accounts verify`: the whole log, one customer (`--customer`), one account's customer
-(`--account`), or continuously (`--watch`, operations/watch.py); `--repair` with any of them."""
+(`--account`), or continuously (`--watch`, operations/watch.py); `--repair` with any of them.
+Like cli/operations.py, it imports what the check runs with only when it runs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from cli.operations import console, err, run_operation
-from command_service.state_reads import customer_states, owners_of
-from operations.drift import Drift
-from operations.repair import repair
-from operations.scope import EVERYTHING, Scope
-from operations.verify import find_lasting_drift
-from shared.config import Settings
-from shared.readmodel import ViewDatabase
+
+if TYPE_CHECKING:
+    from operations.drift import Drift
+    from operations.scope import Scope
+    from shared.config import Settings
 
 SHOWN = 200  # rows of the table; the count below it says how many there are
 
 
 def _show(drift: list[Drift]) -> None:
+    from rich.table import Table
+
     table = Table("view", "document", "field", "expected", "actual")
     for d in drift[:SHOWN]:
         table.add_row(d.view, d.doc_id, d.field, str(d.expected)[:60], str(d.actual)[:60])
@@ -32,6 +32,9 @@ def _show(drift: list[Drift]) -> None:
 async def _scope_of(engine, customer: str | None, account: str | None) -> Scope | None:
     """The scope the options name; None (after one line on stderr) for an id the write model
     does not hold."""
+    from command_service.state_reads import customer_states, owners_of
+    from operations.scope import EVERYTHING, Scope
+
     if account is not None:
         owner = (await owners_of(engine, [account])).get(account)
         if owner is None:
@@ -84,6 +87,10 @@ def register(app: typer.Typer, settings_or_exit: Callable[[], Settings]) -> None
         if watch:
             _watch(settings_or_exit, host, port, fix)
             return
+
+        from operations.repair import repair
+        from operations.verify import find_lasting_drift
+        from shared.readmodel import ViewDatabase
 
         async def work(engine, db) -> int:
             scope = await _scope_of(engine, customer, account)

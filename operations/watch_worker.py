@@ -13,7 +13,8 @@ from operations.watch import Watcher
 from operations.watch_feed import ChangeFeed
 from shared.config import Settings
 from shared.readmodel import ViewDatabase, make_mongo_client
-from shared.worker import run_worker, sleep_unless_stopped, stop_on_signals
+from shared.stopping import sleep_unless_stopped
+from shared.worker import run_worker, stop_on_signals
 
 log = logging.getLogger(__name__)
 

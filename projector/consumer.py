@@ -37,10 +37,10 @@ from projector.planner import BatchPlan
 from projector.store import ReadStore, WriteConflictError, project_events
 from shared.backoff import Backoff
 from shared.metrics import STAGE_BUCKETS, observe_all
+from shared.stopping import sleep_unless_stopped
 from shared.tracing import enabled as tracing_enabled
 from shared.tracing import record_span
 from shared.upcasting import READER, EventReader
-from shared.worker import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.metrics import metrics_text
+from shared.outages import ANY_DEPENDENCY_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +96,6 @@ def _validation_details(exc: RequestValidationError) -> list[dict]:
         message = message.removeprefix("Value error, ")
         details.append({"field": field, "message": message})
     return details
-
-
-# What a dependency's outage raises whatever its driver, on top of the drivers' own errors each
-# service names: answered 503 like them.
-ANY_DEPENDENCY_DOWN: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError)
 
 
 def install_error_handlers(app: FastAPI, unavailable: tuple[type[BaseException], ...] = ()) -> None:

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from shared.http import ReadinessCheck, health_router
+from shared.stopping import sleep_unless_stopped
 
 T = TypeVar("T")
 
@@ -119,11 +120,6 @@ def stop_on_signals() -> asyncio.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     return stop
-
-
-async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def every(seconds: float, job: Callable[[], Awaitable[object]], stop: asyncio.Event,

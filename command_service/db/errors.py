@@ -17,7 +17,7 @@ from enum import StrEnum
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from shared.http import ANY_DEPENDENCY_DOWN
+from shared.outages import ANY_DEPENDENCY_DOWN
 
 
 class ConcurrentUpdateError(Exception):

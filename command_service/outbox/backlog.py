@@ -22,7 +22,7 @@ from command_service.db.tables import outbox, utc_now
 from command_service.event_log import read_events
 from command_service.outbox_envelope import outbox_row
 from shared.envelope import EventEnvelope
-from shared.worker import sleep_unless_stopped
+from shared.stopping import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 

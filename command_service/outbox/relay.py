@@ -34,9 +34,9 @@ from command_service.outbox.refusals import RefusedKeys, is_record_refusal, need
 from command_service.outbox.rows import OutboxRow, acknowledged_ids, id_in, kafka_headers
 from shared.metrics import STAGE_BUCKETS, observe_all, observe_n
 from shared.observability import LOG_CONTEXT, bind
+from shared.stopping import sleep_unless_stopped
 from shared.tracing import child_traceparent
 from shared.tracing import enabled as tracing_enabled
-from shared.worker import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 
