@@ -40,7 +40,7 @@ def _met(ok: bool | None) -> str:
 RAW_SHARE, BARE_SHARE, P99_MS, CPU_MS = 0.35, 0.70, 50.0, 1.0
 
 
-def command_rows(lv: dict, row) -> None:
+def level_rows(lv: dict, row) -> None:
     """One concurrency level of deposits: against the raw driver, against the bare FastAPI
     endpoint, the CPU per deposit of each server, and (at 32) our p99."""
     c, ours, raw, bare = lv["concurrency"], lv["ours"], lv["raw"], lv.get("bare")
@@ -78,7 +78,7 @@ def commands_rows(commands: dict, row) -> None:
     """Section 1: each concurrency level, the runs on a long history, the run on every core
     and the write model's round trips per command."""
     for lv in commands.get("levels", []):
-        command_rows(lv, row)
+        level_rows(lv, row)
     for lv in (commands.get("with_history") or {}).get("levels", []):
         events = commands["with_history"]["history_events"]
         row(f"1. …with {events:,} events of history, concurrency {lv['concurrency']}",

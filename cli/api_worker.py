@@ -18,14 +18,9 @@ import sys
 from collections.abc import Callable
 
 from shared.observability import bind
+from shared.stopping import sleep_unless_stopped
 from shared.supervisor import STARTUP_FAILURE
-from shared.worker import (
-    InLoopServer,
-    run,
-    sleep_unless_stopped,
-    start_serving,
-    stop_on_signals,
-)
+from shared.worker import InLoopServer, run, start_serving, stop_on_signals
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # A fixed pool: connections are opened as needed and kept. With an overflow above
         # the pool, a load hovering around its size closed a connection on one return and
         # opened one on a later checkout, 30-80 times in 8 s at concurrency 32: a TCP and
-        # login handshake each, ~10% of the CPU per deposit and most of its p99.
+        # login handshake each, ~12% of the CPU per deposit (1.12-1.26 -> 0.97-1.10 ms).
         pool_size=settings.database_pool_size,
         max_overflow=0,
         # No pre-ping: it was a round trip on every checkout. A pooled connection that died

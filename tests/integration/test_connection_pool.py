@@ -10,10 +10,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 import pytest_asyncio
 
+from command_service.db.engine import create_engine
+from command_service.db.errors import is_unavailable
 from command_service.domain import commands as c
 from command_service.domain.model import AccountType
+from command_service.service import CommandService
+from shared.config import Settings
 from tests.support.counted_wire import counted_service
 
 POOL_SIZE = 3
@@ -39,16 +44,41 @@ async def test_a_burst_beyond_the_pool_waits_for_its_connections_and_opens_no_mo
                                             currency="USD", initial_deposit_minor=0))
 
     async def deposits(account: str) -> list[int]:
-        versions = []
-        for _ in range(5):
-            result = await service.execute(c.Deposit(account_id=account, amount_minor=100,
-                                                     reference=None))
-            versions.append(result.versions[account])
-        return versions
+        return [(await service.execute(c.Deposit(account_id=account, amount_minor=100,
+                                                 reference=None))).versions[account]
+                for _ in range(5)]
 
     for _ in range(3):  # bursts with pauses between them, as a load that comes and goes
         answered = await asyncio.gather(*(deposits(account) for account in accounts))
-        assert all(len(versions) == 5 for versions in answered)
+        # Each waited for a connection and ran once: one version after the other.
+        assert all(versions == list(range(versions[0], versions[0] + 5))
+                   for versions in answered)
         await asyncio.sleep(0.05)
 
     assert counter.connections == POOL_SIZE
+
+
+async def test_a_command_kept_waiting_for_a_connection_is_unavailable_and_changes_nothing(
+        database_url):
+    """With no overflow, a pool that stays taken is what a request meets: after
+    CQRS_DATABASE_TIMEOUT_S it is answered 503 (UNAVAILABLE), not held for ever, and the
+    command neither ran nor was logged as failed; once a connection is free it runs."""
+    if not database_url.startswith("mysql"):
+        pytest.skip("SQLite's engine has a pool of its own kind")
+    engine = create_engine(Settings(database_url=database_url, database_pool_size=1,
+                                    database_timeout_s=0.3))
+    service = CommandService(engine, "events")
+    customer = str(uuid.uuid4())
+    register = c.RegisterCustomer(customer_id=customer, name="Ada",
+                                  email=f"{customer}@example.com")
+    try:
+        async with engine.connect():  # the pool's one connection, held
+            with pytest.raises(Exception) as refused:
+                await service.execute(register)
+        assert is_unavailable(refused.value), refused.value
+        # Neither registered nor in the command log (a failure there would name it).
+        assert not await service.customer_known(customer)
+        await service.execute(register)
+        assert await service.customer_known(customer)
+    finally:
+        await engine.dispose()
